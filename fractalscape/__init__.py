@@ -1,0 +1,26 @@
+"""fractalscape: where gradient descent trains and where it blows up.
+
+The flow is grid -> GD kernels -> readout arrays -> boundary -> dimension / render.
+"""
+
+from fractalscape._version import __version__
+from fractalscape.errors import ConfigError
+from fractalscape.grid import Axis, Grid
+from fractalscape.landscapes import Landscape, define_landscape, landscape
+from fractalscape.trainability import trainability
+from fractalscape.config import load_config, open_config
+from fractalscape.store import open_map
+
+__all__ = [
+    "__version__",
+    "Axis",
+    "ConfigError",
+    "Grid",
+    "Landscape",
+    "define_landscape",
+    "landscape",
+    "load_config",
+    "open_config",
+    "open_map",
+    "trainability",
+]

@@ -1,0 +1,3 @@
+from fractalscape.cli import main
+
+main()

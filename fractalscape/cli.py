@@ -1,0 +1,115 @@
+"""The ``fractalscape`` command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+
+import click
+
+from fractalscape.errors import ConfigError
+
+
+class _Command(click.Group):
+    """Prints :class:`ConfigError` as one line and exits 2, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Command)
+@click.version_option(package_name="fractalscape")
+def main():
+    """Map where gradient descent trains and where it diverges."""
+
+
+def _apply_override(raw: dict, assignment: str) -> None:
+    import tomllib
+
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set takes KEY=VALUE (e.g. descent.steps=100 or axis.0.num=4097), got {assignment!r}")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) and part.isdigit() else node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"--set {key}: {part!r} is not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"--set {key}: name a key inside the list entry, e.g. axis.0.num")
+    node[leaf] = value
+
+
+@main.command("map")
+@click.argument("config")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (map.zarr, map.png, summary.json).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set descent.steps=100 --set axis.0.num=4097.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def map_command(config, out_dir, overrides, progress):
+    """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
+    import copy
+
+    from dask.diagnostics import ProgressBar
+
+    from fractalscape.config import load_config, read_config
+    from fractalscape.plot import plot_map
+    from fractalscape.store import MAP_NAME, is_complete, open_map, write_map, write_summary
+
+    raw = copy.deepcopy(read_config(config))
+    for assignment in overrides:
+        try:
+            _apply_override(raw, assignment)
+        except (IndexError, ValueError, TypeError, AttributeError) as err:
+            raise ConfigError(f"--set {assignment!r} does not fit the config: {err}") from None
+    cfg = load_config(raw)
+    ds = cfg.dataset()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    click.echo(f"{cfg.landscape!r}\n{cfg.grid!r}", err=True)
+    from fractalscape.store import prepare_output
+
+    prepare_output(out_dir, ds.attrs["config"])
+    if is_complete(out_dir):
+        click.echo(f"{out_dir} already holds this map, complete; nothing to compute", err=True)
+        return
+    start = time.perf_counter()
+    with ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext():
+        info = write_map(ds, out_dir)
+    stored = open_map(out_dir)
+    plot_start = time.perf_counter()
+    plot_map(stored, f"{out_dir}/map.png")
+    summary = {
+        "config": json.loads(ds.attrs["config"]),
+        "landscape_formula": ds.attrs["landscape_formula"],
+        "fractalscape_version": ds.attrs["fractalscape_version"],
+        "store": MAP_NAME,
+        **info,
+        "plot_seconds": time.perf_counter() - plot_start,
+        "total_seconds": time.perf_counter() - start,
+    }
+    write_summary(out_dir, summary)
+    click.echo(
+        f"{info['points']:,} points, {info['fraction_diverged']:.4f} diverged, "
+        f"{info['compute_seconds']:.1f} s ({info['gd_steps_per_second']:.3g} GD steps/s) -> {out_dir}",
+    )
+
+
+@main.command("presets")
+def presets_command():
+    """List the bundled presets."""
+    from fractalscape.config import load_config, preset_names
+
+    for name in preset_names():
+        cfg = load_config(name)
+        click.echo(f"{name:28s} {cfg.landscape!r}  {' x '.join(cfg.grid.names)} {cfg.grid.shape}")

@@ -1,0 +1,172 @@
+"""Run configurations: TOML files, dicts and bundled presets, checked into typed objects.
+
+Schema (every table is required but ``[descent]`` keys have defaults)::
+
+    [landscape]
+    name = "cosine-multiplicative"     # a registered landscape
+    delta = 0.2                        # ... and its parameters
+    wavelength = 0.1
+    dim = 1                            # optional, default 1
+
+    [descent]
+    x0 = 1.0                           # number or list of dim numbers
+    lr = 0.5                           # only if no axis sweeps the learning rate
+    steps = 1000
+    threshold = 1e8
+    precision = "libm"
+
+    [[axis]]                           # 1 to 3 of these
+    name = "lr"
+    start = 0.0
+    stop = 1.5
+    num = 1048577
+    scale = "linear"                   # or "log"
+    chunk = 65536                      # optional
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import xarray as xr
+
+from fractalscape.errors import ConfigError
+from fractalscape.grid import Axis, Grid
+from fractalscape.landscapes import Landscape, landscape
+from fractalscape.trainability import descent_settings, trainability
+
+DESCENT_DEFAULTS = {"x0": 1.0, "lr": None, "steps": 1000, "threshold": 1e8, "precision": "libm"}
+AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk"}
+AXIS_REQUIRED = ("name", "start", "stop", "num")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked run configuration: what :func:`open_config` and ``fractalscape map`` compute."""
+
+    landscape: Landscape
+    grid: Grid
+    descent: dict
+
+    def dataset(self) -> xr.Dataset:
+        """The lazy trainability map of this configuration."""
+        return trainability(self.landscape, self.grid, **self.descent)
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets."""
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("fractalscape.presets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def _read_toml(text: str, source: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
+
+
+def read_config(source) -> dict:
+    """The raw config dict from a dict, a TOML path, or a preset name."""
+    if isinstance(source, dict):
+        return source
+    source = str(source)
+    path = Path(source)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {source!r} does not exist (or is not a file)")
+        return _read_toml(path.read_text(), f"config file {source!r}")
+    if source in preset_names():
+        return _read_toml(resources.files("fractalscape.presets").joinpath(source + ".toml").read_text(), source)
+    close = difflib.get_close_matches(source, preset_names(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"{source!r} is neither a config file nor a preset{hint}; presets: {', '.join(preset_names())}"
+    )
+
+
+def _table(raw: dict, key: str, kind: type):
+    if key not in raw:
+        raise ConfigError(f"config is missing the [{key}] table" if kind is dict else
+                          f"config is missing [[{key}]] entries (1 to 3 axes)")
+    value = raw[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"config key {key!r} must be a {'table' if kind is dict else 'list of tables'}, got {value!r}")
+    return value
+
+
+def _axis(entry, position: int) -> Axis:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"axis #{position + 1} must be a table, got {entry!r}")
+    label = entry.get("name", f"#{position + 1}")
+    for key in AXIS_REQUIRED:
+        if key not in entry:
+            raise ConfigError(f"axis {label!r} is missing the key {key!r} (needs {', '.join(AXIS_REQUIRED)})")
+    unknown = sorted(set(entry) - AXIS_KEYS)
+    if unknown:
+        raise ConfigError(f"axis {label!r} has unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(AXIS_KEYS))}")
+    return Axis(**entry)
+
+
+def load_config(source) -> Config:
+    """Check a configuration and build its typed objects.
+
+    Parameters
+    ----------
+    source : dict, path or str
+        A dict in the TOML schema (module docstring), a ``.toml`` path, or a
+        preset name (see ``fractalscape presets``).
+
+    Examples
+    --------
+    >>> cfg = load_config("liu-multiplicative")
+    >>> cfg.grid.shape, cfg.descent["steps"]
+    ((1048577,), 1000)
+    """
+    raw = read_config(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a table (dict), got {type(raw).__name__}")
+    unknown = sorted(set(raw) - {"landscape", "descent", "axis"})
+    if unknown:
+        raise ConfigError(f"unknown config table {unknown[0]!r}; valid tables: landscape, descent, axis")
+    land_table = dict(_table(raw, "landscape", dict))
+    if "name" not in land_table:
+        raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
+    name = land_table.pop("name")
+    land = landscape(name, **land_table)
+    grid = Grid([_axis(e, i) for i, e in enumerate(_table(raw, "axis", list))])
+    descent_raw = dict(raw.get("descent", {}))
+    unknown = sorted(set(descent_raw) - set(DESCENT_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"[descent] has unknown key {unknown[0]!r}; valid keys: {', '.join(DESCENT_DEFAULTS)}"
+        )
+    descent = descent_settings(land, grid, **{**DESCENT_DEFAULTS, **descent_raw})
+    return Config(land, grid, descent)
+
+
+def open_config(source) -> xr.Dataset:
+    """The lazy trainability map a config describes (what ``fractalscape map`` computes).
+
+    Examples
+    --------
+    >>> ds = open_config({"landscape": {"name": "quadratic"},
+    ...                   "descent": {"x0": 1.0, "steps": 50},
+    ...                   "axis": [{"name": "lr", "start": 0.5, "stop": 1.5, "num": 3}]})
+    >>> ds.escape_step.values.tolist()
+    [-1, -1, 14]
+    """
+    return load_config(source).dataset()
+
+
+def config_of(ds: xr.Dataset) -> dict:
+    """The config dict stored in a map's provenance."""
+    try:
+        return json.loads(ds.attrs["config"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("this dataset carries no fractalscape config in attrs['config']") from None

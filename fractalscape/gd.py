@@ -1,0 +1,246 @@
+"""Gradient descent over a block of grid points, compiled per landscape.
+
+Every grid point has a parameter vector laid out as::
+
+    [lr_0 .. lr_{d-1}, x0_0 .. x0_{d-1}, theta_0 .. theta_{p-1}]
+
+An axis overwrites one or more slots of it (``lr`` all the learning rates,
+``lr_1`` one of them, ``delta`` one landscape parameter). The kernel walks the
+block's points, sets the slots from the axis coordinates and runs
+
+    x <- x - lr * grad f(x)        for at most ``steps`` steps,
+
+stopping a point as soon as its loss is above ``threshold`` or not finite
+(``not loss <= threshold`` catches NaN). ``escape_step`` is the step at which
+that happened (0: the initial point already did), -1 if never;
+``final_loss`` is the loss at the last step taken.
+
+The kernels are serial per block (no numba threading layer) and release the
+GIL, so dask's threads and worker processes supply the parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+from fractalscape.errors import ConfigError
+from fractalscape.landscapes.base import Family, Landscape, kernels
+from fractalscape.trig import Trig, get_trig
+
+#: dtype of one block of readouts.
+READOUT_DTYPE = np.dtype([("escape_step", np.int32), ("final_loss", np.float64)])
+
+
+def slot_names(land: Landscape) -> list[str]:
+    """Name of every slot of the parameter vector, in order."""
+    d = land.dim
+    if d == 1:
+        return ["lr", "x0", *land.params]
+    return [f"lr_{i}" for i in range(d)] + [f"x0_{i}" for i in range(d)] + list(land.params)
+
+
+def axis_slots(land: Landscape, names) -> np.ndarray:
+    """Boolean matrix ``(len(names), n_slots)``: which slots each named axis sets."""
+    slots = slot_names(land)
+    groups = {"lr": slots[: land.dim], "x0": slots[land.dim : 2 * land.dim]}
+    table = np.zeros((len(names), len(slots)), dtype=np.bool_)
+    for row, name in enumerate(names):
+        targets = groups.get(name) or ([name] if name in slots else None)
+        if targets is None:
+            raise ConfigError(
+                f"unknown axis {name!r} for landscape {land.name!r} (dim={land.dim}); "
+                f"valid axes: {', '.join(dict.fromkeys(['lr', 'x0', *slots]))}"
+            )
+        table[row, [slots.index(t) for t in targets]] = True
+    overlap = table.sum(axis=0) > 1
+    if overlap.any():
+        slot = slots[int(np.argmax(overlap))]
+        both = [n for n, r in zip(names, table) if r[slots.index(slot)]]
+        raise ConfigError(f"axes {both[0]!r} and {both[1]!r} both set {slot!r}: keep one of them")
+    return table
+
+
+#: Grid points run side by side in one kernel; a multiple of the widest SIMD
+#: register (8 doubles) with room for LLVM to interleave two or more vectors.
+LANES = 32
+
+
+def _build(loss, grad, dim, n_theta):
+    """Block kernel: ``LANES`` points in lock-step, each lane refilled when its point exits.
+
+    ``dim`` and ``n_theta`` are compile-time constants (closure values), so
+    the lane arrays have constant shapes: the landscape's loops over
+    coordinates unroll, the loop over lanes is innermost and LLVM vectorizes
+    it (the arithmetic of each lane is unchanged: no fastmath, no FMA
+    contraction, so every lane computes what a one-point loop computes).
+    """
+    n_slots = 2 * dim + n_theta
+    X, G, LR, THETA = 0, dim, 2 * dim, 3 * dim
+    SAVED = THETA + n_theta
+    VALUE, POWER, SINCE, STEP, LAST, STOPS, REPEATS, ACTIVE, POINT = range(SAVED + dim, SAVED + dim + 9)
+    ROWS = POINT + 1
+
+    # error_model="numpy": a division by zero (an idle lane's wavelength) gives
+    # inf as in NumPy instead of a check that would stop vectorization.
+    @njit(nogil=True, error_model="numpy")
+    def run_block(params, slots, c0, c1, c2, steps, threshold, detect_cycles, escape_step, final_loss):
+        n1, n2 = c1.shape[0], c2.shape[0]
+        n_points = c0.shape[0] * n1 * n2
+        # All lane state lives in one buffer, one row per quantity: LLVM then
+        # sees that the rows cannot overlap and vectorizes without runtime
+        # alias checks (a dozen separate arrays exceed its budget for those).
+        buf = np.zeros((ROWS, LANES), np.int64)
+        real = buf.view(np.float64)
+        x_bits = buf[X : X + dim]
+        x = real[X : X + dim]
+        g = real[G : G + dim]
+        lr = real[LR : LR + dim]
+        theta = real[THETA : THETA + n_theta]
+        value = real[VALUE]  # loss at x before this round's update
+        # Brent's cycle finding, per lane: the saved state, the current power
+        # of two and the steps since the state was saved.
+        saved = buf[SAVED : SAVED + dim]
+        power = buf[POWER]
+        since = buf[SINCE]
+        step = buf[STEP]  # updates applied to x
+        last = buf[LAST]  # the step the point stops at if it never diverges
+        stops = buf[STOPS]  # 1: the point's last loss was just computed
+        repeats = buf[REPEATS]  # 1: x after this round's update was seen before
+        active = buf[ACTIVE]  # 1: the lane holds a point
+        point = buf[POINT]  # flat index of the lane's point
+        next_point = 0
+        events = LANES  # the first round of the scalar pass fills every lane
+        while True:
+            if events:
+                # Scalar pass, run only when some lane stopped or repeated.
+                for j in range(LANES):
+                    if active[j] and stops[j]:
+                        n = point[j]
+                        escape_step[n] = -1 if value[j] <= threshold else step[j] - 1
+                        final_loss[n] = value[j]
+                        active[j] = 0
+                    elif active[j] and repeats[j]:
+                        # x_step equals the state `since[j]` steps back and every loss on that
+                        # cycle was below threshold: the point never diverges, and x at the
+                        # last step is the cycle state (steps - step) mod period ahead.
+                        last[j] = step[j] + (steps - step[j]) % since[j]
+                        since[j] = 0
+                        power[j] = 2 * steps  # no more saves: the lane stops within a period
+                    if not active[j] and next_point < n_points:
+                        n = next_point
+                        next_point += 1
+                        i2 = n % n2
+                        i1 = (n // n2) % n1
+                        i0 = n // (n1 * n2)
+                        for s in range(n_slots):
+                            v = params[s]
+                            if slots[0, s]:
+                                v = c0[i0]
+                            if slots[1, s]:
+                                v = c1[i1]
+                            if slots[2, s]:
+                                v = c2[i2]
+                            if s < dim:
+                                lr[s, j] = v
+                            elif s < 2 * dim:
+                                x[s - dim, j] = v
+                                saved[s - dim, j] = x_bits[s - dim, j]
+                            else:
+                                theta[s - 2 * dim, j] = v
+                        point[j] = n
+                        active[j] = 1
+                        step[j] = 0
+                        last[j] = steps
+                        power[j] = 1
+                        since[j] = 0
+                if not active.any():
+                    return
+            # Vector pass: one GD step of every lane, branch-free.
+            events = 0
+            for j in range(LANES):
+                value[j] = loss(x, theta, j)
+                grad(x, theta, j, g)
+                for i in range(dim):
+                    x[i, j] = x[i, j] - lr[i, j] * g[i, j]
+                stop = (not value[j] <= threshold) | (step[j] == last[j])
+                step[j] += 1
+                since[j] += 1
+                same = detect_cycles
+                for i in range(dim):
+                    same &= x_bits[i, j] == saved[i, j]
+                save = since[j] == power[j]
+                for i in range(dim):
+                    saved[i, j] = x_bits[i, j] if save else saved[i, j]
+                power[j] = 2 * power[j] if save else power[j]
+                since[j] = since[j] if same or not save else 0
+                stops[j] = stop
+                repeats[j] = same
+                events += (stop | same) & active[j]
+
+    return run_block
+
+
+@lru_cache(maxsize=None)
+def block_kernel(family: Family, trig: Trig, dim: int, n_theta: int):
+    """The compiled block kernel for a landscape family, trig implementation and shape."""
+    return _build(*kernels(family, trig), dim, n_theta)
+
+
+def run_block(
+    land: Landscape,
+    params: np.ndarray,
+    slots: np.ndarray,
+    coords: list[np.ndarray],
+    *,
+    steps: int,
+    threshold: float,
+    precision: str = "libm",
+    detect_cycles: bool = True,
+) -> np.ndarray:
+    """GD readouts over the outer product of ``coords`` (one array per axis).
+
+    Parameters
+    ----------
+    land : Landscape
+    params : ndarray
+        Default parameter vector (layout in the module docstring).
+    slots : ndarray of bool, shape (len(coords), len(params))
+        Which slots each axis sets, from :func:`axis_slots`.
+    coords : list of 1-D ndarray
+        This block's coordinates along each axis.
+
+    Returns
+    -------
+    ndarray of :data:`READOUT_DTYPE`, shape ``tuple(len(c) for c in coords)``
+
+    Examples
+    --------
+    >>> from fractalscape.landscapes import landscape
+    >>> land = landscape("quadratic")
+    >>> params = np.array([0.0, 1.0])      # lr, x0
+    >>> out = run_block(land, params, axis_slots(land, ["lr"]), [np.array([0.5, 1.5])],
+    ...                 steps=100, threshold=1e8)
+    >>> out["escape_step"].tolist()
+    [-1, 14]
+    """
+    dim = land.dim
+    kernel = block_kernel(land.family, get_trig(precision), dim, len(params) - 2 * dim)
+    shape = tuple(len(c) for c in coords)
+    padded = [np.ascontiguousarray(c, dtype=np.float64) for c in coords]
+    padded += [np.zeros(1)] * (3 - len(padded))
+    table = np.zeros((3, len(params)), dtype=np.bool_)
+    table[: len(coords)] = slots
+    n_points = math.prod(shape)
+    escape_step = np.empty(n_points, dtype=np.int32)
+    final_loss = np.empty(n_points, dtype=np.float64)
+    kernel(
+        np.asarray(params, np.float64), table, *padded, steps, threshold, detect_cycles, escape_step, final_loss
+    )
+    out = np.empty(shape, dtype=READOUT_DTYPE)
+    out["escape_step"] = escape_step.reshape(shape)
+    out["final_loss"] = final_loss.reshape(shape)
+    return out

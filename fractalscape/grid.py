@@ -1,0 +1,203 @@
+"""Hyperparameter grids: axes of named scalar parameters, as lazy dask coordinates.
+
+An :class:`Axis` is ``(name, start, stop, num, scale, chunk)``; a :class:`Grid`
+is 1 to 3 axes. Coordinates are dask arrays computed element by element from
+the global index, so a value never depends on how the axis is chunked, and
+describing a 2**32 + 1 point axis allocates nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import dask.array as da
+import numpy as np
+
+from fractalscape.errors import ConfigError
+
+Scale = Literal["linear", "log"]
+
+#: Default number of grid points per dask block (split evenly over the axes).
+DEFAULT_BLOCK_POINTS = 2**16
+#: Largest block a kernel call may take: 2**26 points is ~0.8 GB of readouts.
+MAX_BLOCK_POINTS = 2**26
+
+
+def _finite(name: str, key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"axis {name!r}: {key} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"axis {name!r}: {key} must be finite, got {value}")
+    return value
+
+
+def _positive_int(name: str, key: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"axis {name!r}: {key} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"axis {name!r}: {key} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept parameter.
+
+    Parameters
+    ----------
+    name : str
+        The parameter the axis sweeps, e.g. ``"lr"``, ``"x0"``, ``"delta"``, ``"lr_1"``.
+    start, stop : float
+        First and last coordinate (both included). ``start < stop`` is not
+        required, but they must differ.
+    num : int
+        Number of points, at least 2.
+    scale : {"linear", "log"}
+        ``"log"`` spaces points evenly in log10 between ``start`` and ``stop``,
+        which must then both be > 0.
+    chunk : int, optional
+        Points per dask block along this axis; chosen automatically if omitted.
+
+    Examples
+    --------
+    >>> Axis("lr", 0.0, 1.5, 5)
+    Axis('lr', 0.0 .. 1.5, num=5, linear)
+    >>> Axis("lr", 1e-3, 1e1, 5, scale="log").values()
+    array([1.e-03, 1.e-02, 1.e-01, 1.e+00, 1.e+01])
+    """
+
+    name: str
+    start: float
+    stop: float
+    num: int
+    scale: Scale = "linear"
+    chunk: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ConfigError(f"axis name must be an identifier such as 'lr', got {self.name!r}")
+        set_ = object.__setattr__
+        set_(self, "start", _finite(self.name, "start", self.start))
+        set_(self, "stop", _finite(self.name, "stop", self.stop))
+        set_(self, "num", _positive_int(self.name, "num", self.num, 2))
+        if self.scale not in ("linear", "log"):
+            raise ConfigError(f"axis {self.name!r}: scale must be 'linear' or 'log', got {self.scale!r}")
+        if self.start == self.stop:
+            raise ConfigError(f"axis {self.name!r}: start and stop must differ, both are {self.start}")
+        if self.scale == "log" and (self.start <= 0 or self.stop <= 0):
+            raise ConfigError(
+                f"axis {self.name!r}: a log axis needs start > 0 and stop > 0, "
+                f"got start={self.start}, stop={self.stop}; use scale='linear' or positive bounds"
+            )
+        if self.chunk is not None:
+            chunk = _positive_int(self.name, "chunk", self.chunk, 1)
+            if chunk > self.num:
+                raise ConfigError(
+                    f"axis {self.name!r}: chunk must be at most num={self.num}, got {chunk}"
+                )
+            set_(self, "chunk", chunk)
+
+    def __repr__(self) -> str:
+        chunk = "" if self.chunk is None else f", chunk={self.chunk}"
+        return f"Axis({self.name!r}, {self.start!r} .. {self.stop!r}, num={self.num}, {self.scale}{chunk})"
+
+    def _lo_hi_step(self) -> tuple[float, float, float]:
+        if self.scale == "log":
+            lo, hi = math.log10(self.start), math.log10(self.stop)
+        else:
+            lo, hi = self.start, self.stop
+        return lo, hi, (hi - lo) / (self.num - 1)
+
+    def _coordinate_block(self, index: np.ndarray) -> np.ndarray:
+        # Elementwise in the global index (as np.linspace computes it), so the
+        # value at an index is the same whatever block it falls in.
+        lo, _, step = self._lo_hi_step()
+        values = index * step + lo
+        if self.scale == "log":
+            values = np.power(10.0, values)
+        values[index == 0] = self.start
+        values[index == self.num - 1] = self.stop
+        return values
+
+    def values(self) -> np.ndarray:
+        """All coordinates as a NumPy array (use :meth:`coords` for big axes)."""
+        return self._coordinate_block(np.arange(self.num, dtype=np.float64))
+
+    def coords(self, chunk: int) -> da.Array:
+        """Coordinates as a lazy dask array with blocks of ``chunk`` points."""
+        index = da.arange(self.num, chunks=chunk, dtype=np.float64)
+        return index.map_blocks(self._coordinate_block, dtype=np.float64, meta=np.array((), np.float64))
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "start": self.start, "stop": self.stop, "num": self.num, "scale": self.scale}
+        if self.chunk is not None:
+            out["chunk"] = self.chunk
+        return out
+
+
+@dataclass(frozen=True)
+class Grid:
+    """1 to 3 axes with distinct names; points are their outer product.
+
+    Examples
+    --------
+    >>> g = Grid([Axis("lr", 0.0, 1.5, 2**20 + 1), Axis("x0", -2.0, 2.0, 3)])
+    >>> g.shape
+    (1048577, 3)
+    >>> g.chunks()[0][:2]
+    (256, 256)
+    """
+
+    axes: tuple[Axis, ...]
+
+    def __init__(self, axes):
+        axes = tuple(axes)
+        if not 1 <= len(axes) <= 3:
+            raise ConfigError(f"a grid needs 1 to 3 axes, got {len(axes)}")
+        for axis in axes:
+            if not isinstance(axis, Axis):
+                raise ConfigError(f"grid axes must be Axis objects, got {axis!r}")
+        names = [a.name for a in axes]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"axis names must be unique, {duplicated[0]!r} appears more than once")
+        object.__setattr__(self, "axes", axes)
+        size = math.prod(self.block_shape)
+        if size > MAX_BLOCK_POINTS:
+            raise ConfigError(
+                f"one block would hold {size:,} grid points (chunks {self.block_shape}); "
+                f"the limit is {MAX_BLOCK_POINTS:,}: set smaller 'chunk' values on the axes"
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.num for a in self.axes)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def block_shape(self) -> tuple[int, ...]:
+        """Points per block along each axis (the axis' ``chunk`` or an automatic one)."""
+        per_axis = max(1, round(DEFAULT_BLOCK_POINTS ** (1 / len(self.axes))))
+        return tuple(a.chunk if a.chunk is not None else min(a.num, per_axis) for a in self.axes)
+
+    def chunks(self) -> tuple[tuple[int, ...], ...]:
+        """Dask chunks of the grid, axis by axis."""
+        return da.core.normalize_chunks(self.block_shape, self.shape)
+
+    def coords(self) -> dict[str, da.Array]:
+        """Lazy coordinates of every axis, keyed by axis name."""
+        return {a.name: a.coords(c) for a, c in zip(self.axes, self.block_shape)}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(a) for a in self.axes)
+        return f"Grid([{inner}])  # {' x '.join(map(str, self.shape))} = {self.size:,} points"

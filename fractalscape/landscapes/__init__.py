@@ -1,0 +1,13 @@
+"""Loss landscapes GD runs on; importing this registers the bundled families."""
+
+from fractalscape.landscapes import cosine  # noqa: F401  (registers the cosine families)
+from fractalscape.landscapes.base import (
+    REGISTRY,
+    Family,
+    Landscape,
+    define_landscape,
+    get_family,
+    landscape,
+)
+
+__all__ = ["REGISTRY", "Family", "Landscape", "define_landscape", "get_family", "landscape"]

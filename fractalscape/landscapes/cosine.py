@@ -1,0 +1,187 @@
+"""Liu 2024's landscapes: a quadratic made non-convex by cosine ripples.
+
+All act on a state ``x`` of dimension ``d`` (``d = 1`` is Liu's 1-D case); with
+``k = 2*pi / wavelength`` and sums over coordinates ``i``:
+
+==========================  ===========================================================
+``quadratic``               ``sum_i x_i**2``
+``cosine-additive``         ``sum_i x_i**2 + delta * sum_i cos(k x_i)``
+``cosine-multiplicative``   ``(sum_i x_i**2) * (1 + delta * sum_i cos(k x_i))``
+``cosine-multi``            ``sum_i x_i**2 + sum_j delta_j * sum_i cos(k_j x_i)``
+==========================  ===========================================================
+
+Liu, "Complex fractal trainability boundary can arise from trivial
+non-convexity" (arXiv 2406.13971): the additive boundary turns fractal when
+the roughness ``delta / wavelength**2`` passes ``1 / (2 pi**2)``.
+
+The arithmetic below is the definition the NumPy reference in the tests
+mirrors operation for operation, so both give bit-identical orbits.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from fractalscape.errors import ConfigError
+from fractalscape.landscapes.base import Family, check_finite, register, scalar_theta
+
+TWO_PI = 2.0 * math.pi
+
+
+def _quadratic(trig):
+    @njit(nogil=True, inline="always")
+    def loss(x, theta, j):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += x[i, j] * x[i, j]
+        return s
+
+    @njit(nogil=True, inline="always")
+    def grad(x, theta, j, out):
+        for i in range(x.shape[0]):
+            out[i, j] = 2.0 * x[i, j]
+
+    return loss, grad
+
+
+def _additive(trig):
+    cos, sin = trig.cos, trig.sin
+
+    @njit(nogil=True, inline="always")
+    def loss(x, theta, j):
+        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        s = 0.0
+        c = 0.0
+        for i in range(x.shape[0]):
+            s += x[i, j] * x[i, j]
+            c += cos(k * x[i, j])
+        return s + delta * c
+
+    @njit(nogil=True, inline="always")
+    def grad(x, theta, j, out):
+        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        for i in range(x.shape[0]):
+            out[i, j] = 2.0 * x[i, j] - delta * k * sin(k * x[i, j])
+
+    return loss, grad
+
+
+def _multiplicative(trig):
+    cos, sin = trig.cos, trig.sin
+
+    @njit(nogil=True, inline="always")
+    def loss(x, theta, j):
+        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        s = 0.0
+        c = 0.0
+        for i in range(x.shape[0]):
+            s += x[i, j] * x[i, j]
+            c += cos(k * x[i, j])
+        return s * (1.0 + delta * c)
+
+    @njit(nogil=True, inline="always")
+    def grad(x, theta, j, out):
+        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        s = 0.0
+        c = 0.0
+        for i in range(x.shape[0]):
+            s += x[i, j] * x[i, j]
+            c += cos(k * x[i, j])
+        ripple = 1.0 + delta * c
+        for i in range(x.shape[0]):
+            out[i, j] = 2.0 * x[i, j] * ripple - s * delta * k * sin(k * x[i, j])
+
+    return loss, grad
+
+
+def _multi(trig):
+    cos, sin = trig.cos, trig.sin
+
+    # theta rows: delta_0, ..., delta_{m-1}, wavelength_0, ..., wavelength_{m-1}
+    @njit(nogil=True, inline="always")
+    def loss(x, theta, j):
+        m = theta.shape[0] // 2
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += x[i, j] * x[i, j]
+        for t in range(m):
+            k = TWO_PI / theta[m + t, j]
+            c = 0.0
+            for i in range(x.shape[0]):
+                c += cos(k * x[i, j])
+            s += theta[t, j] * c
+        return s
+
+    @njit(nogil=True, inline="always")
+    def grad(x, theta, j, out):
+        m = theta.shape[0] // 2
+        for i in range(x.shape[0]):
+            out[i, j] = 2.0 * x[i, j]
+        for t in range(m):
+            k = TWO_PI / theta[m + t, j]
+            for i in range(x.shape[0]):
+                out[i, j] -= theta[t, j] * k * sin(k * x[i, j])
+
+    return loss, grad
+
+
+RIPPLE_DEFAULTS = {"delta": 0.2, "wavelength": 0.1}
+
+
+def _check_wavelengths(name, theta):
+    for key, value in theta.items():
+        if key.startswith("wavelength") and value == 0:
+            raise ConfigError(f"landscape {name!r}: {key} must be non-zero, got 0")
+    return theta
+
+
+def _ripple_family(name, formula, build):
+    def parse(params):
+        return _check_wavelengths(name, scalar_theta(name, RIPPLE_DEFAULTS, params))
+
+    return register(Family(name, formula, build, RIPPLE_DEFAULTS, parse))
+
+
+def _parse_multi(params):
+    name = "cosine-multi"
+    deltas = params.pop("deltas", None)
+    wavelengths = params.pop("wavelengths", None)
+    if params:
+        raise ConfigError(
+            f"landscape {name!r} has no parameter {sorted(params)[0]!r}; "
+            "its parameters are: deltas (list), wavelengths (list)"
+        )
+    if not isinstance(deltas, (list, tuple)) or not isinstance(wavelengths, (list, tuple)):
+        raise ConfigError(
+            f"landscape {name!r} needs lists 'deltas' and 'wavelengths' of equal length >= 2, "
+            f"got deltas={deltas!r}, wavelengths={wavelengths!r}"
+        )
+    if len(deltas) != len(wavelengths) or len(deltas) < 2:
+        raise ConfigError(
+            f"landscape {name!r}: 'deltas' and 'wavelengths' must have the same length >= 2, "
+            f"got {len(deltas)} and {len(wavelengths)}"
+        )
+    theta = {f"delta_{j}": check_finite(f"landscape {name!r}: deltas[{j}]", d) for j, d in enumerate(deltas)}
+    theta.update(
+        {f"wavelength_{j}": check_finite(f"landscape {name!r}: wavelengths[{j}]", w) for j, w in enumerate(wavelengths)}
+    )
+    return _check_wavelengths(name, theta)
+
+
+QUADRATIC = register(Family("quadratic", "sum_i x_i^2", _quadratic))
+COSINE_ADDITIVE = _ripple_family(
+    "cosine-additive", "sum_i x_i^2 + delta * sum_i cos(2 pi x_i / wavelength)", _additive
+)
+COSINE_MULTIPLICATIVE = _ripple_family(
+    "cosine-multiplicative", "(sum_i x_i^2) * (1 + delta * sum_i cos(2 pi x_i / wavelength))", _multiplicative
+)
+COSINE_MULTI = register(
+    Family(
+        "cosine-multi",
+        "sum_i x_i^2 + sum_j delta_j * sum_i cos(2 pi x_i / wavelength_j)",
+        _multi,
+        parse=_parse_multi,
+    )
+)

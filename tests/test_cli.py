@@ -1,0 +1,142 @@
+"""The command line end to end, through a real subprocess and a real zarr store."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import fractalscape as fs
+
+SMALL = """
+[landscape]
+name = "cosine-multiplicative"
+delta = 0.2
+wavelength = 0.1
+
+[descent]
+x0 = 1.0
+steps = 300
+threshold = 1e8
+
+[[axis]]
+name = "lr"
+start = 0.0
+stop = 1.5
+num = 4097
+scale = "linear"
+chunk = 1000
+"""
+
+
+def run(*args, check_rc=0):
+    proc = subprocess.run([sys.executable, "-m", "fractalscape", *map(str, args)], capture_output=True, text=True)
+    assert proc.returncode == check_rc, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_map_end_to_end(tmp_path, small_config):
+    out = tmp_path / "run"
+    proc = run("map", small_config, "--out", out)
+    assert "diverged" in proc.stdout
+    stored = xr.open_zarr(out / "map.zarr", consolidated=False)
+    expected = fs.open_config(small_config).compute()
+    for name in ("diverged", "escape_step", "final_loss"):
+        np.testing.assert_array_equal(stored[name].values, expected[name].values)
+    np.testing.assert_array_equal(stored.lr.values, expected.lr.values)
+    assert stored.attrs["config"] == expected.attrs["config"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["points"] == 4097
+    assert summary["fraction_diverged"] == pytest.approx(float(expected.diverged.mean()))
+    assert summary["config"]["landscape"]["name"] == "cosine-multiplicative"
+    assert summary["compute_seconds"] > 0
+    png = (out / "map.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same command again finds the complete map and computes nothing
+    again = run("map", small_config, "--out", out)
+    assert "nothing to compute" in again.stderr
+
+
+def test_map_2d_preset_with_overrides(tmp_path):
+    out = tmp_path / "two"
+    run("map", "liu-multiplicative-2d", "--out", out, "--set", "descent.steps=50",
+        "--set", "axis.0.num=40", "--set", "axis.0.chunk=16", "--set", "axis.1.num=30", "--set", "axis.1.chunk=16")
+    stored = xr.open_zarr(out / "map.zarr", consolidated=False)
+    assert stored.escape_step.shape == (40, 30)
+    assert stored.attrs["steps"] == 50
+    assert (out / "map.png").stat().st_size > 1000
+
+
+def test_presets_are_listed():
+    proc = run("presets")
+    for name in ("liu-additive", "liu-multiplicative", "liu-multiplicative-2d"):
+        assert name in proc.stdout
+
+
+BAD_CONFIGS = {
+    "unknown landscape": ('name = "cosine-multiplicative"', 'name = "cosine-multiplicatve"', "unknown landscape"),
+    "unknown axis": ('name = "lr"', 'name = "momentum"', "unknown axis 'momentum'"),
+    "missing key": ("num = 4097", "", "axis 'lr' is missing the key 'num'"),
+    "num < 2": ("num = 4097", "num = 1", "num must be >= 2, got 1"),
+    "log axis with start 0": ('scale = "linear"', 'scale = "log"', "a log axis needs start > 0"),
+    "start == stop": ("stop = 1.5", "stop = 0.0", "start and stop must differ"),
+    "steps <= 0": ("steps = 300", "steps = 0", "steps must be an integer > 0, got 0"),
+    "threshold <= 0": ("threshold = 1e8", "threshold = -1.0", "threshold must be a positive finite number"),
+    "threshold not finite": ("threshold = 1e8", "threshold = inf", "threshold must be a positive finite number"),
+    "malformed toml": ("[descent]", "[descent", "is not valid TOML"),
+    "wrong type": ("steps = 300", 'steps = "many"', "steps must be an integer > 0, got 'many'"),
+    "chunk larger than axis": ("chunk = 1000", "chunk = 5000", "chunk must be at most num=4097"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_fails_cleanly(tmp_path, case):
+    old, new, message = BAD_CONFIGS[case]
+    assert old in SMALL
+    path = tmp_path / "bad.toml"
+    path.write_text(SMALL.replace(old, new, 1))
+    out = tmp_path / "run"
+    proc = run("map", path, "--out", out, check_rc=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_duplicated_axis_fails_cleanly(tmp_path):
+    path = tmp_path / "dup.toml"
+    path.write_text(SMALL + SMALL[SMALL.index("[[axis]]"):])
+    proc = run("map", path, "--out", tmp_path / "run", check_rc=2)
+    assert "axis names must be unique, 'lr' appears more than once" in proc.stderr
+
+
+def test_output_holding_a_different_map_is_refused(tmp_path, small_config):
+    out = tmp_path / "run"
+    run("map", small_config, "--out", out)
+    before = (out / "summary.json").read_text()
+    other = tmp_path / "other.toml"
+    other.write_text(SMALL.replace("steps = 300", "steps = 301"))
+    proc = run("map", other, "--out", out, check_rc=2)
+    assert "already holds a map of a different configuration" in proc.stderr
+    assert (out / "summary.json").read_text() == before
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path, small_config):
+    target = tmp_path / "file"
+    target.write_text("x")
+    proc = run("map", small_config, "--out", target, check_rc=2)
+    assert "is a file" in proc.stderr
+
+
+def test_unknown_preset_suggests_a_close_name(tmp_path):
+    proc = run("map", "liu-multiplicativ", "--out", tmp_path / "r", check_rc=2)
+    assert "did you mean 'liu-multiplicative'" in proc.stderr
