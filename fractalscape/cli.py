@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -60,11 +59,9 @@ def map_command(config, out_dir, overrides, progress):
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
     import copy
 
-    from dask.diagnostics import ProgressBar
-
     from fractalscape.config import load_config, read_config
     from fractalscape.plot import plot_map
-    from fractalscape.store import MAP_NAME, is_complete, open_map, write_map, write_summary
+    from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_map, write_summary
 
     raw = copy.deepcopy(read_config(config))
     for assignment in overrides:
@@ -77,15 +74,16 @@ def map_command(config, out_dir, overrides, progress):
     if progress is None:
         progress = sys.stderr.isatty()
     click.echo(f"{cfg.landscape!r}\n{cfg.grid!r}", err=True)
-    from fractalscape.store import prepare_output
-
     prepare_output(out_dir, ds.attrs["config"])
     if is_complete(out_dir):
         click.echo(f"{out_dir} already holds this map, complete; nothing to compute", err=True)
         return
     start = time.perf_counter()
-    with ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext():
-        info = write_map(ds, out_dir)
+    try:
+        info = write_map(ds, out_dir, progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished blocks are kept; run the same command to resume", err=True)
+        sys.exit(130)
     stored = open_map(out_dir)
     plot_start = time.perf_counter()
     plot_map(stored, f"{out_dir}/map.png")

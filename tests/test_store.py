@@ -1,0 +1,127 @@
+"""Block-by-block zarr writes and resume, with real interruptions."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import fractalscape as fs
+from fractalscape.store import DONE_DIR, MAP_NAME, write_map
+
+VARIABLES = ("diverged", "escape_step", "final_loss")
+
+
+def _config(num0=60, num1=50, chunk=16, steps=200):
+    return {
+        "landscape": {"name": "cosine-multiplicative", "delta": 0.2, "wavelength": 0.1},
+        "descent": {"steps": steps},
+        "axis": [
+            {"name": "lr", "start": 0.0, "stop": 1.5, "num": num0, "chunk": chunk},
+            {"name": "x0", "start": -2.0, "stop": 2.0, "num": num1, "chunk": chunk},
+        ],
+    }
+
+
+def _assert_same_map(stored, expected):
+    for name in VARIABLES:
+        np.testing.assert_array_equal(stored[name].values, expected[name].values)
+    for name in expected.coords:
+        np.testing.assert_array_equal(stored[name].values, expected[name].values)
+
+
+def test_resume_recomputes_only_missing_blocks(tmp_path):
+    ds = fs.open_config(_config())
+    info = write_map(ds, tmp_path)
+    assert info["blocks_computed"] == info["blocks_total"] == 16
+    # Simulate a run killed after writing some blocks: drop 3 markers and spoil their chunks.
+    markers = sorted((tmp_path / DONE_DIR).iterdir())[:3]
+    group = zarr.open_group(tmp_path / MAP_NAME, mode="r+")
+    for marker in markers:
+        i, j = map(int, marker.name.split("."))
+        group["escape_step"][i * 16:(i + 1) * 16, j * 16:(j + 1) * 16] = 12345
+        marker.unlink()
+    again = write_map(ds, tmp_path)
+    assert again["blocks_computed"] == 3
+    _assert_same_map(fs.open_map(tmp_path), ds.compute())
+
+
+def test_fill_valued_chunks_still_count_as_done(tmp_path):
+    # lr in [0, 0.01]: every point converges, so 'diverged' chunks equal zarr's fill value
+    # (False) and zarr writes no chunk files for them; the markers still say they are done.
+    config = _config(num0=20, num1=20, chunk=10, steps=50)
+    config["axis"][0].update(stop=0.01)
+    ds = fs.open_config(config)
+    write_map(ds, tmp_path)
+    chunk_files = [p for p in (tmp_path / MAP_NAME / "diverged").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    assert chunk_files == []
+    assert write_map(ds, tmp_path)["blocks_computed"] == 0
+    _assert_same_map(fs.open_map(tmp_path), ds.compute())
+
+
+def test_huge_axis_coordinates_are_written_block_by_block(tmp_path, monkeypatch):
+    # Axes past INDEXED_AXIS_MAX keep lazy coordinates: they are stored by the block tasks.
+    monkeypatch.setattr(sys.modules["fractalscape.trainability"], "INDEXED_AXIS_MAX", 10)
+    config = {"landscape": {"name": "quadratic"}, "descent": {"steps": 20},
+              "axis": [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 33, "chunk": 8}]}
+    ds = fs.open_config(config)
+    assert "lr" not in ds.xindexes
+    info = write_map(ds, tmp_path)
+    assert info["blocks_computed"] == 5 + 5  # data blocks and coordinate blocks
+    stored = zarr.open_group(tmp_path / MAP_NAME, mode="r")
+    np.testing.assert_array_equal(stored["lr"][:], np.linspace(0.0, 1.5, 33))
+
+
+def _start_cli(config_path, out):
+    return subprocess.Popen(
+        [sys.executable, "-m", "fractalscape", "map", str(config_path), "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_markers(out, proc, at_least, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = out / DONE_DIR
+        if done.is_dir() and len(os.listdir(done)) >= at_least:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the run wrote no blocks in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_cli_resumes_to_an_identical_map(tmp_path, sig):
+    # 256 blocks of 32 x 32 points with 1000 steps: several seconds of work on 2 cores.
+    config = _config(num0=512, num1=512, chunk=32, steps=1000)
+    path = tmp_path / "c.toml"
+    import tomli_w  # noqa: PLC0415  (test dependency)
+
+    path.write_text(tomli_w.dumps(config))
+    out = tmp_path / "run"
+    proc = _start_cli(path, out)
+    _wait_for_markers(out, proc, at_least=8)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "run the same command to resume" in stderr, stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert not (out / "summary.json").exists()
+    kept = len(os.listdir(out / DONE_DIR))
+    assert 8 <= kept < 256
+    rerun = subprocess.run(
+        [sys.executable, "-m", "fractalscape", "map", str(path), "--out", str(out), "--no-progress"],
+        capture_output=True, text=True,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["blocks_computed"] == 256 - kept
+    _assert_same_map(fs.open_map(out), fs.open_config(config).compute())
