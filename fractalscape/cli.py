@@ -103,6 +103,32 @@ def map_command(config, out_dir, overrides, progress):
     )
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise ConfigError(f"--size takes WIDTHxHEIGHT in pixels (e.g. 2000x2000), got {text!r}")
+    return int(width), int(height)
+
+
+@main.command("render")
+@click.argument("store")
+@click.option("--out", "out_path", required=True, type=click.Path(), help="PNG file to write.")
+@click.option("--size", default="1000x1000", show_default=True, help="Map area in pixels, WIDTHxHEIGHT.")
+@click.option("--x-range", nargs=2, type=float, default=None, help="Window along the first axis.")
+@click.option("--y-range", nargs=2, type=float, default=None, help="Window along the second axis.")
+@click.option("--how", type=click.Choice(["eq_hist", "log", "linear"]), default="eq_hist", show_default=True,
+              help="Colour scaling; eq_hist is the CDF restretch.")
+def render_command(store, out_path, size, x_range, y_range, how):
+    """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader."""
+    from fractalscape.render import render
+    from fractalscape.store import open_map
+
+    width, height = _size(size)
+    start = time.perf_counter()
+    render(open_map(store), width, height, x_range=x_range, y_range=y_range, how=how, path=out_path)
+    click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s)")
+
+
 @main.command("presets")
 def presets_command():
     """List the bundled presets."""
