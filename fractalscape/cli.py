@@ -55,10 +55,13 @@ def _apply_override(raw: dict, assignment: str) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set descent.steps=100 --set axis.0.num=4097.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def map_command(config, out_dir, overrides, progress):
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Compute on a running dask.distributed scheduler.")
+@click.option("--workers", type=int, default=None, help="Compute on a LocalCluster of N worker processes.")
+def map_command(config, out_dir, overrides, progress, scheduler, workers):
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
     import copy
 
+    from fractalscape.cluster import compute_on
     from fractalscape.config import load_config, read_config
     from fractalscape.plot import plot_map
     from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_map, write_summary
@@ -80,7 +83,8 @@ def map_command(config, out_dir, overrides, progress):
         return
     start = time.perf_counter()
     try:
-        info = write_map(ds, out_dir, progress=progress)
+        with compute_on(scheduler, workers):
+            info = write_map(ds, out_dir, progress=progress)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished blocks are kept; run the same command to resume", err=True)
         sys.exit(130)
@@ -93,6 +97,7 @@ def map_command(config, out_dir, overrides, progress):
         "fractalscape_version": ds.attrs["fractalscape_version"],
         "store": MAP_NAME,
         **info,
+        "scheduler": scheduler or (f"LocalCluster({workers} workers)" if workers else "threads"),
         "plot_seconds": time.perf_counter() - plot_start,
         "total_seconds": time.perf_counter() - start,
     }

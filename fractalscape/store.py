@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import dask
@@ -27,6 +28,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from fractalscape.cluster import active_client
 from fractalscape.errors import ConfigError
 from fractalscape.progress import BlockProgress
 from fractalscape.trainability import INDEXED_AXIS_MAX
@@ -151,9 +153,20 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
         (out / DONE_DIR).mkdir()
     tasks = _block_tasks(ds, out)
     blocks_total = int(np.prod(ds[list(ds.data_vars)[0]].data.numblocks))
-    with BlockProgress(len(tasks), enabled=progress) as bar:
-        dask.compute(*tasks)
-    seconds = bar.elapsed
+    client = active_client()
+    if client is None:
+        with BlockProgress(len(tasks), enabled=progress) as bar:
+            dask.compute(*tasks)
+        seconds = bar.elapsed
+    else:
+        start = time.perf_counter()
+        futures = client.compute(tasks)
+        if progress:
+            from distributed import progress as distributed_progress
+
+            distributed_progress(futures)
+        client.gather(futures)
+        seconds = time.perf_counter() - start
     stored = open_map(store)
     escape = stored.escape_step
     steps = stored.attrs["steps"]

@@ -64,11 +64,15 @@ class Family:
         return scalar_theta(self.name, self.defaults, params)
 
     def __reduce__(self):
-        # Families are registry singletons: pickle by name so worker processes
-        # use (and compile) their own copy.
-        if REGISTRY.get(self.name) is self:
-            return (get_family, (self.name,))
-        return object.__reduce__(self)
+        # One Family object per name and process, so each process compiles its
+        # kernels once (they are cached per Family object).
+        fields = (self.formula, self.build, dict(self.defaults), self.parse, self.max_dim)
+        return (_unpickle_family, (self.name, *fields))
+
+
+def _unpickle_family(name: str, *fields) -> Family:
+    """The family registered under ``name`` in this process, else this one, registered."""
+    return REGISTRY.get(name) or register(Family(name, *fields))
 
 
 @lru_cache(maxsize=None)

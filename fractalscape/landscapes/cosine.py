@@ -21,6 +21,7 @@ mirrors operation for operation, so both give bit-identical orbits.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from numba import njit
 
@@ -137,11 +138,12 @@ def _check_wavelengths(name, theta):
     return theta
 
 
-def _ripple_family(name, formula, build):
-    def parse(params):
-        return _check_wavelengths(name, scalar_theta(name, RIPPLE_DEFAULTS, params))
+def _parse_ripple(name, params):
+    return _check_wavelengths(name, scalar_theta(name, RIPPLE_DEFAULTS, params))
 
-    return register(Family(name, formula, build, RIPPLE_DEFAULTS, parse))
+
+def _ripple_family(name, formula, build):
+    return register(Family(name, formula, build, RIPPLE_DEFAULTS, partial(_parse_ripple, name)))
 
 
 def _parse_multi(params):
