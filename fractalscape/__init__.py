@@ -8,13 +8,18 @@ from fractalscape.errors import ConfigError
 from fractalscape.grid import Axis, Grid
 from fractalscape.landscapes import Landscape, define_landscape, landscape
 from fractalscape.trainability import trainability
+from fractalscape.boundary import boundary, contours
 from fractalscape.config import load_config, open_config
+from fractalscape.dimension import dimension
 from fractalscape.store import open_map
 
 __all__ = [
     "__version__",
     "Axis",
     "ConfigError",
+    "boundary",
+    "contours",
+    "dimension",
     "Grid",
     "Landscape",
     "define_landscape",

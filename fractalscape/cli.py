@@ -91,6 +91,9 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     stored = open_map(out_dir)
     plot_start = time.perf_counter()
     plot_map(stored, f"{out_dir}/map.png")
+    plot_seconds = time.perf_counter() - plot_start
+    dimension_start = time.perf_counter()
+    measured = _map_dimension(stored, f"{out_dir}/dimension.png")
     summary = {
         "config": json.loads(ds.attrs["config"]),
         "landscape_formula": ds.attrs["landscape_formula"],
@@ -98,14 +101,43 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
         "store": MAP_NAME,
         **info,
         "scheduler": scheduler or (f"LocalCluster({workers} workers)" if workers else "threads"),
-        "plot_seconds": time.perf_counter() - plot_start,
+        "plot_seconds": plot_seconds,
+        "dimension": measured,
+        "dimension_seconds": time.perf_counter() - dimension_start,
         "total_seconds": time.perf_counter() - start,
     }
     write_summary(out_dir, summary)
+    dim_text = (f", boundary dimension {measured['dimension']:.3f} +- {measured['stderr'] or float('nan'):.3f} "
+                f"({measured['method']})" if "dimension" in measured else "")
     click.echo(
-        f"{info['points']:,} points, {info['fraction_diverged']:.4f} diverged, "
+        f"{info['points']:,} points, {info['fraction_diverged']:.4f} diverged{dim_text}, "
         f"{info['compute_seconds']:.1f} s ({info['gd_steps_per_second']:.3g} GD steps/s) -> {out_dir}",
     )
+
+
+def default_method(diverged) -> str:
+    """``dyadic`` for 1-D maps of 2**n + 1 points (Liu's count), else ``boxcount``."""
+    n = diverged.shape[0] - 1
+    return "dyadic" if diverged.ndim == 1 and n >= 2 and n & (n - 1) == 0 else "boxcount"
+
+
+def _map_dimension(stored, plot_path) -> dict:
+    """The boundary dimension for summary.json; a map it cannot measure records why."""
+    from fractalscape.dimension import dimension
+
+    diverged = stored.diverged
+    if diverged.ndim > 2:
+        return {"skipped": "dimension is measured on 1-D and 2-D maps"}
+    try:
+        result = dimension(diverged, default_method(diverged))
+    except ConfigError as err:
+        return {"skipped": str(err)}
+    ax = result.plot()
+    ax.figure.savefig(plot_path)
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+    return result.to_dict()
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -132,6 +164,32 @@ def render_command(store, out_path, size, x_range, y_range, how):
     start = time.perf_counter()
     render(open_map(store), width, height, x_range=x_range, y_range=y_range, how=how, path=out_path)
     click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s)")
+
+
+@main.command("dimension")
+@click.argument("store")
+@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope"]), default="auto",
+              show_default=True, help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount.")
+@click.option("--fit-range", nargs=2, type=int, default=None, help="Smallest and largest box size (dyadic: level).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def dimension_command(store, method, fit_range, as_json):
+    """Fractal dimension of the converged/diverged boundary of a stored map."""
+    from fractalscape.dimension import dimension
+    from fractalscape.store import open_map
+
+    diverged = open_map(store).diverged
+    if method == "auto":
+        method = default_method(diverged)
+    result = dimension(diverged, method, fit_range=fit_range)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    scale = "level" if method == "dyadic" else "box size"
+    lo, hi = result.fit_range
+    click.echo(f"{scale:>10s} {'count':>12s}  fitted")
+    for size, count in zip(result.sizes, result.counts):
+        click.echo(f"{size:>10d} {count:>12d}  {'*' if lo <= size <= hi else ''}")
+    click.echo(f"{method}: dimension {result.dimension:.4f} +- {result.stderr:.4f} (fit over {scale}s {lo}..{hi})")
 
 
 @main.command("presets")

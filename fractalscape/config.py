@@ -27,6 +27,7 @@ Schema (every table is required but ``[descent]`` keys have defaults)::
 from __future__ import annotations
 
 import difflib
+import os
 import json
 import tomllib
 from dataclasses import dataclass
@@ -75,6 +76,10 @@ def read_config(source) -> dict:
     """The raw config dict from a dict, a TOML path, or a preset name."""
     if isinstance(source, dict):
         return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(
+            f"a config must be a table (dict), a TOML path or a preset name, got {type(source).__name__}"
+        )
     source = str(source)
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
@@ -129,8 +134,6 @@ def load_config(source) -> Config:
     ((1048577,), 1000)
     """
     raw = read_config(source)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a table (dict), got {type(raw).__name__}")
     unknown = sorted(set(raw) - {"landscape", "descent", "axis"})
     if unknown:
         raise ConfigError(f"unknown config table {unknown[0]!r}; valid tables: landscape, descent, axis")

@@ -23,6 +23,10 @@ Scale = Literal["linear", "log"]
 DEFAULT_BLOCK_POINTS = 2**16
 #: Largest block a kernel call may take: 2**26 points is ~0.8 GB of readouts.
 MAX_BLOCK_POINTS = 2**26
+#: Most blocks in a grid: dask's graph holds a few kB per block.
+MAX_BLOCKS = 2**18
+#: Largest grid: 2**40 points of 1000 GD steps is ~10 days of a 2-core machine at 1e9 steps/s.
+MAX_GRID_POINTS = 2**40
 
 
 def _finite(name: str, key: str, value) -> float:
@@ -165,7 +169,18 @@ class Grid:
         if duplicated:
             raise ConfigError(f"axis names must be unique, {duplicated[0]!r} appears more than once")
         object.__setattr__(self, "axes", axes)
+        if self.size > MAX_GRID_POINTS:
+            raise ConfigError(
+                f"the grid has {self.size:.3g} points ({' x '.join(map(str, self.shape))}), more than the "
+                f"{MAX_GRID_POINTS:.3g} fractalscape computes; reduce num or zoom into a window"
+            )
         size = math.prod(self.block_shape)
+        blocks = math.prod(math.ceil(n / c) for n, c in zip(self.shape, self.block_shape))
+        if blocks > MAX_BLOCKS:
+            raise ConfigError(
+                f"chunks {self.block_shape} cut the grid into {blocks:,} blocks, more than {MAX_BLOCKS:,}; "
+                "set larger 'chunk' values on the axes"
+            )
         if size > MAX_BLOCK_POINTS:
             raise ConfigError(
                 f"one block would hold {size:,} grid points (chunks {self.block_shape}); "
@@ -186,8 +201,13 @@ class Grid:
 
     @property
     def block_shape(self) -> tuple[int, ...]:
-        """Points per block along each axis (the axis' ``chunk`` or an automatic one)."""
-        per_axis = max(1, round(DEFAULT_BLOCK_POINTS ** (1 / len(self.axes))))
+        """Points per block along each axis (the axis' ``chunk`` or an automatic one).
+
+        Automatic blocks hold about :data:`DEFAULT_BLOCK_POINTS` points, more
+        on grids so large that the block count would pass :data:`MAX_BLOCKS` / 4.
+        """
+        target = max(DEFAULT_BLOCK_POINTS, math.ceil(self.size / (MAX_BLOCKS // 4)))
+        per_axis = max(1, math.ceil(target ** (1 / len(self.axes))))
         return tuple(a.chunk if a.chunk is not None else min(a.num, per_axis) for a in self.axes)
 
     def chunks(self) -> tuple[tuple[int, ...], ...]:

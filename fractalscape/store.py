@@ -208,11 +208,12 @@ def open_map(out_dir_or_store) -> xr.Dataset:
     if not store.exists():
         raise ConfigError(f"no map at {str(path)!r}: expected a directory written by 'fractalscape map'")
     try:
-        ds = xr.open_zarr(store, consolidated=False, create_default_indexes=False)
+        attrs = zarr.open_group(store, mode="r").attrs
     except Exception as err:  # noqa: BLE001
         raise ConfigError(f"{str(store)!r} is not a readable zarr store: {err}") from None
-    if "config" not in ds.attrs:
+    if "config" not in attrs:
         raise ConfigError(f"{str(store)!r} is a zarr store but not a fractalscape map (no config in attrs)")
+    ds = xr.open_zarr(store, consolidated=False, create_default_indexes=False)
     # As trainability() does: an index for axes small enough to hold in memory.
     for dim in ds.dims:
         if dim in ds.coords and ds.sizes[dim] <= INDEXED_AXIS_MAX:

@@ -61,6 +61,16 @@ def test_map_end_to_end(tmp_path, small_config):
     assert summary["compute_seconds"] > 0
     png = (out / "map.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # 4097 = 2^12 + 1 points: Liu's dyadic count, the same as from Python
+    expected_dim = fs.dimension(expected.diverged, "dyadic")
+    assert summary["dimension"]["method"] == "dyadic"
+    assert summary["dimension"]["dimension"] == expected_dim.dimension
+    assert summary["dimension"]["counts"] == list(expected_dim.counts)
+    assert (out / "dimension.png").read_bytes()[:4] == b"\x89PNG"
+    table = run("dimension", out, "--json")
+    assert json.loads(table.stdout)["dimension"] == expected_dim.dimension
+    text = run("dimension", out, "--method", "boxcount", "--fit-range", "1", "64").stdout
+    assert f"{fs.dimension(expected.diverged, 'boxcount', fit_range=(1, 64)).dimension:.4f}" in text
     # the same command again finds the complete map and computes nothing
     again = run("map", small_config, "--out", out)
     assert "nothing to compute" in again.stderr
