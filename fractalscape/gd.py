@@ -15,6 +15,22 @@ stopping a point as soon as its loss is above ``threshold`` or not finite
 that happened (0: the initial point already did), -1 if never;
 ``final_loss`` is the loss at the last step taken.
 
+The kernel runs ``LANES`` points in lock-step: one loop over the lanes does
+one GD step of every point, branch-free, so LLVM vectorizes it across points
+(with ``precision="fast"``, whose sin/cos are plain arithmetic, see
+:mod:`fractalscape.trig`). A lane whose point stops is refilled with the
+block's next point, so stopped points cost nothing. Each lane's arithmetic is
+exactly the one-point loop's (no fastmath, no FMA contraction): the lanes
+change the speed, never the results.
+
+Bounded orbits stop early, exactly. GD is deterministic, so once a point's
+state ``x`` repeats bit for bit (a fixed point, or a cycle of period ``p``
+found with Brent's algorithm) every later state is on that cycle, whose
+losses were all checked already: the point never diverges. The lane then runs
+only the ``(steps - t) mod p`` steps that bring it to the state it would
+reach at step ``steps``, so ``final_loss`` is bit-identical to running every
+step (``detect_cycles=False`` runs every step, for tests and benchmarks).
+
 The kernels are serial per block (no numba threading layer) and release the
 GIL, so dask's threads and worker processes supply the parallelism.
 """
@@ -25,7 +41,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from fractalscape.errors import ConfigError
 from fractalscape.landscapes.base import Family, Landscape, kernels
@@ -69,6 +87,39 @@ def axis_slots(land: Landscape, names) -> np.ndarray:
 LANES = 32
 
 
+@intrinsic
+def _rows(typingctx, buf, first, count, dtype):
+    """Rows ``first .. first+count`` of the int64 lane buffer, as a ``(count, LANES)`` array of ``dtype``.
+
+    The view's shape is a compile-time constant (``count`` is a literal), so
+    LLVM sees it before its loop vectorizer runs: the landscapes' loops over
+    coordinates unroll and the loop over lanes becomes the innermost loop.
+    It owns no memory (no reference counting in the kernel loops).
+    """
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    n = count.literal_value
+    view = types.Array(dtype.dtype, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(view)(context, builder)
+        data = builder.gep(src.data, [builder.mul(args[1], intp(LANES))])
+        populate_array(
+            out,
+            data=builder.bitcast(data, out.data.type),
+            shape=[intp(n), intp(LANES)],
+            strides=[intp(LANES * itemsize), intp(itemsize)],
+            itemsize=intp(itemsize),
+            meminfo=None,
+        )
+        return out._getvalue()
+
+    return view(buf, first, count, dtype), codegen
+
+
 def _build(loss, grad, dim, n_theta):
     """Block kernel: ``LANES`` points in lock-step, each lane refilled when its point exits.
 
@@ -86,32 +137,33 @@ def _build(loss, grad, dim, n_theta):
 
     # error_model="numpy": a division by zero (an idle lane's wavelength) gives
     # inf as in NumPy instead of a check that would stop vectorization.
-    @njit(nogil=True, error_model="numpy")
-    def run_block(params, slots, c0, c1, c2, steps, threshold, detect_cycles, escape_step, final_loss):
+    # _nrt=False: no reference counting; its calls in the lane loop would stop
+    # vectorization (numba prunes them only after LLVM's vectorizer has run).
+    # The lane buffer is allocated by the caller, `run` below.
+    @njit(nogil=True, error_model="numpy", _nrt=False)
+    def run_block(params, slots, c0, c1, c2, steps, threshold, detect_cycles, escape_step, final_loss, buf):
         n1, n2 = c1.shape[0], c2.shape[0]
         n_points = c0.shape[0] * n1 * n2
         # All lane state lives in one buffer, one row per quantity: LLVM then
         # sees that the rows cannot overlap and vectorizes without runtime
         # alias checks (a dozen separate arrays exceed its budget for those).
-        buf = np.zeros((ROWS, LANES), np.int64)
-        real = buf.view(np.float64)
-        x_bits = buf[X : X + dim]
-        x = real[X : X + dim]
-        g = real[G : G + dim]
-        lr = real[LR : LR + dim]
-        theta = real[THETA : THETA + n_theta]
-        value = real[VALUE]  # loss at x before this round's update
+        x = _rows(buf, X, dim, np.float64)
+        x_bits = _rows(buf, X, dim, np.int64)
+        g = _rows(buf, G, dim, np.float64)
+        lr = _rows(buf, LR, dim, np.float64)
+        theta = _rows(buf, THETA, n_theta, np.float64)
+        value = _rows(buf, VALUE, 1, np.float64)[0]  # loss at x before this round's update
         # Brent's cycle finding, per lane: the saved state, the current power
         # of two and the steps since the state was saved.
-        saved = buf[SAVED : SAVED + dim]
-        power = buf[POWER]
-        since = buf[SINCE]
-        step = buf[STEP]  # updates applied to x
-        last = buf[LAST]  # the step the point stops at if it never diverges
-        stops = buf[STOPS]  # 1: the point's last loss was just computed
-        repeats = buf[REPEATS]  # 1: x after this round's update was seen before
-        active = buf[ACTIVE]  # 1: the lane holds a point
-        point = buf[POINT]  # flat index of the lane's point
+        saved = _rows(buf, SAVED, dim, np.int64)
+        power = _rows(buf, POWER, 1, np.int64)[0]
+        since = _rows(buf, SINCE, 1, np.int64)[0]
+        step = _rows(buf, STEP, 1, np.int64)[0]  # updates applied to x
+        last = _rows(buf, LAST, 1, np.int64)[0]  # the step the point stops at if it never diverges
+        stops = _rows(buf, STOPS, 1, np.int64)[0]  # 1: the point's last loss was just computed
+        repeats = _rows(buf, REPEATS, 1, np.int64)[0]  # 1: x after this round's update was seen before
+        active = _rows(buf, ACTIVE, 1, np.int64)[0]  # 1: the lane holds a point
+        point = _rows(buf, POINT, 1, np.int64)[0]  # flat index of the lane's point
         next_point = 0
         events = LANES  # the first round of the scalar pass fills every lane
         while True:
@@ -181,7 +233,10 @@ def _build(loss, grad, dim, n_theta):
                 repeats[j] = same
                 events += (stop | same) & active[j]
 
-    return run_block
+    def run(*args):
+        run_block(*args, np.zeros(ROWS * LANES, np.int64))
+
+    return run
 
 
 @lru_cache(maxsize=None)
@@ -212,6 +267,11 @@ def run_block(
         Which slots each axis sets, from :func:`axis_slots`.
     coords : list of 1-D ndarray
         This block's coordinates along each axis.
+    precision : {"libm", "fast"}
+        sin/cos implementation (:mod:`fractalscape.trig`).
+    detect_cycles : bool
+        Stop points whose state repeats (the map is the same either way);
+        False runs every step, for tests and benchmarks.
 
     Returns
     -------
