@@ -11,7 +11,8 @@ from fractalscape.trainability import trainability
 from fractalscape.boundary import boundary, contours
 from fractalscape.config import load_config, open_config
 from fractalscape.dimension import dimension
-from fractalscape.store import open_map
+from fractalscape.render import render
+from fractalscape.store import open_map, write_map
 
 __all__ = [
     "__version__",
@@ -27,5 +28,7 @@ __all__ = [
     "load_config",
     "open_config",
     "open_map",
+    "render",
+    "write_map",
     "trainability",
 ]

@@ -76,7 +76,7 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     ds = cfg.dataset()
     if progress is None:
         progress = sys.stderr.isatty()
-    click.echo(f"{cfg.landscape!r}\n{cfg.grid!r}", err=True)
+    click.echo(f"{cfg.model!r}\n{cfg.grid!r}", err=True)
     prepare_output(out_dir, ds.attrs["config"])
     if is_complete(out_dir):
         click.echo(f"{out_dir} already holds this map, complete; nothing to compute", err=True)
@@ -96,7 +96,7 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     measured = _map_dimension(stored, f"{out_dir}/dimension.png")
     summary = {
         "config": json.loads(ds.attrs["config"]),
-        "landscape_formula": ds.attrs["landscape_formula"],
+        "formula": ds.attrs["formula"],
         "fractalscape_version": ds.attrs["fractalscape_version"],
         "store": MAP_NAME,
         **info,
@@ -199,4 +199,4 @@ def presets_command():
 
     for name in preset_names():
         cfg = load_config(name)
-        click.echo(f"{name:28s} {cfg.landscape!r}  {' x '.join(cfg.grid.names)} {cfg.grid.shape}")
+        click.echo(f"{name:24s} {cfg.model!r}  {' x '.join(cfg.grid.names)} {cfg.grid.shape}")

@@ -1,6 +1,7 @@
 """Run configurations: TOML files, dicts and bundled presets, checked into typed objects.
 
-Schema (every table is required but ``[descent]`` keys have defaults)::
+Schema (``[landscape]`` or ``[network]``, and ``[[axis]]``, are required;
+``[descent]`` keys have defaults)::
 
     [landscape]
     name = "cosine-multiplicative"     # a registered landscape
@@ -22,6 +23,18 @@ Schema (every table is required but ``[descent]`` keys have defaults)::
     num = 1048577
     scale = "linear"                   # or "log"
     chunk = 65536                      # optional
+
+A Sohl-Dickstein network replaces ``[landscape]`` with::
+
+    [network]
+    nonlinearity = "tanh"              # tanh | relu | identity
+    width = 16
+    data = "full"                      # full | single | minibatch
+    batch_size = 16                    # minibatch size
+    seed = 0
+
+and its ``[descent]`` takes ``lr``, ``lr_W0``, ``lr_W1``, ``init_offset``
+(when not on an axis), ``steps``, ``threshold`` (default 1e6), ``precision``.
 """
 
 from __future__ import annotations
@@ -39,9 +52,13 @@ import xarray as xr
 from fractalscape.errors import ConfigError
 from fractalscape.grid import Axis, Grid
 from fractalscape.landscapes import Landscape, landscape
+from fractalscape.networks import NetworkModel
 from fractalscape.trainability import descent_settings, trainability
 
-DESCENT_DEFAULTS = {"x0": 1.0, "lr": None, "steps": 1000, "threshold": 1e8, "precision": "libm"}
+DESCENT_KEYS = {
+    "landscape": ("x0", "lr", "steps", "threshold", "precision"),
+    "network": ("lr", "lr_W0", "lr_W1", "init_offset", "steps", "threshold", "precision"),
+}
 AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk"}
 AXIS_REQUIRED = ("name", "start", "stop", "num")
 
@@ -50,13 +67,13 @@ AXIS_REQUIRED = ("name", "start", "stop", "num")
 class Config:
     """A checked run configuration: what :func:`open_config` and ``fractalscape map`` compute."""
 
-    landscape: Landscape
+    model: Landscape | NetworkModel
     grid: Grid
     descent: dict
 
     def dataset(self) -> xr.Dataset:
         """The lazy trainability map of this configuration."""
-        return trainability(self.landscape, self.grid, **self.descent)
+        return trainability(self.model, self.grid, **self.descent)
 
 
 def preset_names() -> list[str]:
@@ -134,23 +151,34 @@ def load_config(source) -> Config:
     ((1048577,), 1000)
     """
     raw = read_config(source)
-    unknown = sorted(set(raw) - {"landscape", "descent", "axis"})
+    unknown = sorted(set(raw) - {"landscape", "network", "descent", "axis"})
     if unknown:
-        raise ConfigError(f"unknown config table {unknown[0]!r}; valid tables: landscape, descent, axis")
-    land_table = dict(_table(raw, "landscape", dict))
-    if "name" not in land_table:
-        raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
-    name = land_table.pop("name")
-    land = landscape(name, **land_table)
+        raise ConfigError(f"unknown config table {unknown[0]!r}; valid tables: landscape or network, descent, axis")
+    kinds = [kind for kind in DESCENT_KEYS if kind in raw]
+    if len(kinds) != 1:
+        raise ConfigError("a config needs exactly one of the tables [landscape] and [network], "
+                          f"got {' and '.join(kinds) or 'neither'}")
+    kind = kinds[0]
+    table = dict(_table(raw, kind, dict))
+    if kind == "landscape":
+        if "name" not in table:
+            raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
+        model = landscape(table.pop("name"), **table)
+    else:
+        unknown = sorted(set(table) - set(NetworkModel.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"[network] has unknown key {unknown[0]!r}; valid keys: "
+                              f"{', '.join(NetworkModel.__dataclass_fields__)}")
+        model = NetworkModel(**table)
     grid = Grid([_axis(e, i) for i, e in enumerate(_table(raw, "axis", list))])
     descent_raw = dict(raw.get("descent", {}))
-    unknown = sorted(set(descent_raw) - set(DESCENT_DEFAULTS))
+    unknown = sorted(set(descent_raw) - set(DESCENT_KEYS[kind]))
     if unknown:
         raise ConfigError(
-            f"[descent] has unknown key {unknown[0]!r}; valid keys: {', '.join(DESCENT_DEFAULTS)}"
+            f"[descent] has unknown key {unknown[0]!r}; valid keys for a {kind}: {', '.join(DESCENT_KEYS[kind])}"
         )
-    descent = descent_settings(land, grid, **{**DESCENT_DEFAULTS, **descent_raw})
-    return Config(land, grid, descent)
+    descent = descent_settings(model, grid, **descent_raw)
+    return Config(model, grid, descent)
 
 
 def open_config(source) -> xr.Dataset:

@@ -67,7 +67,7 @@ def plot_map(ds: xr.Dataset, path) -> None:
     ax.set_ylabel("escape step + 1")
     ax.set_xlabel(xlabel)
     ax.legend(loc="upper left", markerscale=10)
-    title = f"{ds.attrs.get('landscape', 'map')}, {ds.attrs.get('steps')} steps"
+    title = f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps')} steps"
     if step > 1:
         title += f" (every {step}th point shown)"
     ax.set_title(title)

@@ -164,7 +164,7 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
     ax.imshow(rgba, extent=(x[0], x[-1], y[0], y[-1]), aspect="auto", interpolation="nearest")
     ax.set_xlabel(agg.attrs["x_label"])
     ax.set_ylabel(agg.attrs["y_label"])
-    ax.set_title(f"{ds.attrs.get('landscape', 'map')}, {ds.attrs.get('steps', '?')} steps", fontsize=9)
+    ax.set_title(f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps', '?')} steps", fontsize=9)
     for cmap, label in ((DIVERGED_CMAP, f"diverged: escape step ({how})"),
                         (CONVERGED_CMAP, f"converged: log10 final loss ({how})")):
         mappable = plt.cm.ScalarMappable(cmap=ListedColormap(getattr(colorcet, cmap)))

@@ -1,4 +1,4 @@
-"""The public verb: a landscape and a grid in, a lazy labelled trainability map out."""
+"""The public verb: a landscape (or network) and a grid in, a lazy labelled trainability map out."""
 
 from __future__ import annotations
 
@@ -16,11 +16,16 @@ from fractalscape.errors import ConfigError
 from fractalscape.gd import READOUT_DTYPE, axis_slots, run_block, slot_names
 from fractalscape.grid import Grid
 from fractalscape.landscapes.base import Landscape, check_finite
+from fractalscape.networks import DEFAULT_THRESHOLD as NETWORK_THRESHOLD
+from fractalscape.networks import READOUT_DTYPE as NETWORK_READOUT_DTYPE
+from fractalscape.networks import NetworkModel
 from fractalscape.trig import get_trig
 
 #: Axes up to this many points get an in-memory index (``ds.sel`` works);
 #: longer ones stay lazy dask coordinates without an index.
 INDEXED_AXIS_MAX = 2**22
+#: Default divergence threshold of landscapes (Liu 2024).
+LANDSCAPE_THRESHOLD = 1e8
 
 
 def _vector(what: str, value, dim: int) -> list[float]:
@@ -32,8 +37,7 @@ def _vector(what: str, value, dim: int) -> list[float]:
     return [check_finite(what, v) for v in values]
 
 
-def descent_settings(land: Landscape, grid: Grid, *, x0, lr, steps, threshold, precision) -> dict:
-    """Checked GD settings, as stored in the map's provenance."""
+def _check_run(steps, threshold, precision) -> None:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ConfigError(f"steps must be an integer > 0, got {steps!r}")
     if steps > np.iinfo(np.int32).max:
@@ -43,7 +47,14 @@ def descent_settings(land: Landscape, grid: Grid, *, x0, lr, steps, threshold, p
     if not (math.isfinite(threshold) and threshold > 0):
         raise ConfigError(f"threshold must be a positive finite number, got {threshold!r}")
     get_trig(precision)
-    settings = {"x0": _vector("x0", x0, land.dim), "steps": int(steps), "threshold": float(threshold)}
+
+
+def _landscape_settings(land: Landscape, grid: Grid, x0, lr, params) -> dict:
+    if params:
+        raise ConfigError(
+            f"unknown descent setting {sorted(params)[0]!r} for a landscape; valid: x0, lr, steps, threshold, precision"
+        )
+    settings = {"x0": _vector("x0", 1.0 if x0 is None else x0, land.dim)}
     lr_on_axes = axis_slots(land, grid.names)[:, : land.dim].any(axis=0)
     if lr is None:
         if not lr_on_axes.all():
@@ -52,53 +63,132 @@ def descent_settings(land: Landscape, grid: Grid, *, x0, lr, steps, threshold, p
         settings["lr"] = None
     else:
         settings["lr"] = _vector("lr", lr, land.dim)
-    settings["precision"] = precision
     return settings
 
 
-def _block(*coords, land, params, slots, steps, threshold, precision):
+def _network_settings(model: NetworkModel, grid: Grid, x0, lr, params) -> dict:
+    if x0 is not None:
+        raise ConfigError("x0 does not apply to a network (its initial weights come from its seed); drop it")
+    values = dict(params)
+    if lr is not None:
+        values["lr"] = lr
+    unknown = sorted(set(values) - set(model.slot_names()))
+    if unknown:
+        raise ConfigError(
+            f"unknown descent setting {unknown[0]!r} for a network; valid: {', '.join(model.slot_names())}, "
+            "steps, threshold, precision"
+        )
+    values = {k: check_finite(k, v) for k, v in values.items() if v is not None}
+    model.check_settings(values, grid.names)
+    return values
+
+
+def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, threshold=None, precision="libm",
+                     **params) -> dict:
+    """Checked GD settings, as stored in the map's provenance and accepted by :func:`trainability`."""
+    if threshold is None:
+        threshold = NETWORK_THRESHOLD if isinstance(model, NetworkModel) else LANDSCAPE_THRESHOLD
+    _check_run(steps, threshold, precision)
+    if isinstance(model, NetworkModel):
+        settings = _network_settings(model, grid, x0, lr, params)
+    elif isinstance(model, Landscape):
+        settings = _landscape_settings(model, grid, x0, lr, params)
+    else:
+        raise ConfigError(
+            f"trainability needs a Landscape (fractalscape.landscape(...)) or a NetworkModel, got {model!r}"
+        )
+    return {**settings, "steps": int(steps), "threshold": float(threshold), "precision": precision}
+
+
+def _landscape_block(*coords, land, params, slots, steps, threshold, precision):
     return run_block(land, params, slots, list(coords), steps=steps, threshold=threshold, precision=precision)
 
 
-def trainability(
-    land: Landscape,
-    grid: Grid,
-    *,
-    x0=1.0,
-    lr=None,
-    steps: int = 1000,
-    threshold: float = 1e8,
-    precision: str = "libm",
-) -> xr.Dataset:
-    """Where GD on ``land`` converges or diverges, over every point of ``grid``.
+def _network_block(*coords, model, names, values, steps, threshold, precision):
+    return model.run_block(values, list(zip(names, coords)), steps, threshold, precision)
+
+
+def _landscape_problem(land: Landscape, grid: Grid, settings: dict):
+    params = np.concatenate(
+        [
+            np.full(land.dim, np.nan) if settings["lr"] is None else settings["lr"],
+            settings["x0"],
+            land.theta_vector(),
+        ]
+    )
+    block = partial(
+        _landscape_block, land=land, params=params, slots=axis_slots(land, grid.names),
+        steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
+    )
+    attrs = {
+        "model": land.name,
+        "formula": land.family.formula,
+        "landscape": land.name,
+        "landscape_params": json.dumps(land.params),
+        "dim": land.dim,
+    }
+    return block, READOUT_DTYPE, {"landscape": land.to_dict()}, attrs
+
+
+def _network_problem(model: NetworkModel, grid: Grid, settings: dict):
+    values = {k: v for k, v in settings.items() if k in model.slot_names()}
+    block = partial(
+        _network_block, model=model, names=grid.names, values=values,
+        steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
+    )
+    attrs = {"model": f"network-{model.nonlinearity}-{model.data}", "formula": model.description(),
+             "network": json.dumps(model.to_dict())}
+    return block, NETWORK_READOUT_DTYPE, {"network": model.config_dict()}, attrs
+
+
+DESCRIPTIONS = {
+    "escape_step": "step at which the point diverged, -1 if never",
+    "final_loss": "loss at the last step taken",
+    "score": "Sohl-Dickstein's convergence score: -sum of normalised losses if converged, else sum of inverses",
+}
+
+
+def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, threshold: float | None = None,
+                 precision: str = "libm", **params) -> xr.Dataset:
+    """Where GD converges or diverges, over every point of ``grid``.
 
     Building the Dataset computes nothing: each readout is a dask array whose
-    blocks run the compiled GD kernel (:mod:`fractalscape.gd`) when computed.
+    blocks run the compiled GD kernel when computed.
 
     Parameters
     ----------
-    land : Landscape
-        From :func:`fractalscape.landscape`.
+    model : Landscape or NetworkModel
+        A loss landscape from :func:`fractalscape.landscape`, or a
+        Sohl-Dickstein network (:class:`fractalscape.NetworkModel`).
     grid : Grid
-        1 to 3 axes; each names a scalar parameter (``lr``, ``x0``, ``lr_1``,
-        ``delta``, ...) that it sweeps.
-    x0 : float or sequence of float
-        Initial point (a number is broadcast to every coordinate).
+        1 to 3 axes; each names a scalar parameter that it sweeps: for
+        landscapes ``lr``, ``x0``, ``lr_1``, ``delta``, ...; for networks
+        ``lr_W0``, ``lr_W1``, ``lr`` (both) and ``init_offset``.
+    x0 : float or sequence of float, optional
+        Landscapes: initial point (a number is broadcast to every coordinate;
+        default 1.0).
     lr : float or sequence of float, optional
-        Learning rate(s) not swept by an axis.
+        Learning rate(s) not swept by an axis (networks: both layers').
     steps : int
         Most GD steps per point.
-    threshold : float
+    threshold : float, optional
         A point diverges once its loss exceeds this (or is not finite).
-    precision : {"libm"}
-        sin/cos implementation, see :mod:`fractalscape.trig`.
+        Default 1e8 for landscapes, 1e6 for networks.
+    precision : {"libm", "fast"}
+        sin/cos (tanh) implementation, see :mod:`fractalscape.trig`:
+        ``"libm"`` (the default) is the C library's, bit-comparable with
+        NumPy; ``"fast"`` is vectorizable and may label a few chaotic points
+        differently (measured in docs/speed.md).
+    **params
+        Networks: ``lr_W0``, ``lr_W1``, ``init_offset`` when not on an axis.
 
     Returns
     -------
     xarray.Dataset
         ``diverged`` (bool), ``escape_step`` (int32, -1 if never diverged),
-        ``final_loss`` (float64), with the axes as dimensions and the full
-        provenance in ``attrs`` (``attrs["config"]`` is the JSON config).
+        ``final_loss`` (float64), for networks also ``score``, with the axes
+        as dimensions and the full provenance in ``attrs``
+        (``attrs["config"]`` is the JSON config).
 
     Examples
     --------
@@ -108,17 +198,12 @@ def trainability(
     >>> ds.diverged.values.tolist()
     [False, False, False, False, False, True, True]
     """
-    settings = descent_settings(land, grid, x0=x0, lr=lr, steps=steps, threshold=threshold, precision=precision)
-    params = np.concatenate(
-        [
-            np.full(land.dim, np.nan) if settings["lr"] is None else settings["lr"],
-            settings["x0"],
-            land.theta_vector(),
-        ]
-    )
-    slots = axis_slots(land, grid.names)
+    settings = descent_settings(model, grid, x0=x0, lr=lr, steps=steps, threshold=threshold,
+                                precision=precision, **params)
+    problem = _network_problem if isinstance(model, NetworkModel) else _landscape_problem
+    block, dtype, model_config, model_attrs = problem(model, grid, settings)
     config = {
-        "landscape": land.to_dict(),
+        **model_config,
         "descent": {k: v for k, v in settings.items() if v is not None},
         "axis": [a.to_dict() for a in grid.axes],
     }
@@ -126,23 +211,18 @@ def trainability(
     coords = grid.coords()
     index = "ijk"[: len(grid.axes)]
     args = [arg for name, i in zip(grid.names, index) for arg in (coords[name], i)]
-    block = partial(
-        _block, land=land, params=params, slots=slots, steps=settings["steps"],
-        threshold=settings["threshold"], precision=precision,
-    )
     readouts = da.blockwise(
         block, index, *args,
-        dtype=READOUT_DTYPE,
-        meta=np.empty((0,) * len(index), READOUT_DTYPE),
+        dtype=dtype,
+        meta=np.empty((0,) * len(index), dtype),
         align_arrays=False,  # each axis appears once: its chunks are the grid's
         name="trainability-" + tokenize(config_json, __version__),
     )
     escape_step = readouts["escape_step"]
     data_vars = {
-        "diverged": (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"}),
-        "escape_step": (grid.names, escape_step, {"description": "step at which the point diverged, -1 if never"}),
-        "final_loss": (grid.names, readouts["final_loss"], {"description": "loss at the last step taken"}),
+        "diverged": (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"})
     }
+    data_vars.update({name: (grid.names, readouts[name], {"description": DESCRIPTIONS[name]}) for name in dtype.names})
     coord_vars = {
         a.name: (a.name, a.values() if a.num <= INDEXED_AXIS_MAX else coords[a.name], {"scale": a.scale})
         for a in grid.axes
@@ -153,10 +233,7 @@ def trainability(
     ).merge(xr.Coordinates({k: v for k, v in coord_vars.items() if k in indexed})).coords
     attrs = {
         "fractalscape_version": __version__,
-        "landscape": land.name,
-        "landscape_formula": land.family.formula,
-        "landscape_params": json.dumps(land.params),
-        "dim": land.dim,
+        **model_attrs,
         "steps": settings["steps"],
         "threshold": settings["threshold"],
         "precision": precision,

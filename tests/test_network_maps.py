@@ -1,0 +1,70 @@
+"""Sohl-Dickstein networks through the public path: presets, trainability, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fractalscape as fs
+from fractalscape.config import preset_names
+from fractalscape.networks import NetworkModel
+
+SD_PRESETS = ["sd-identity", "sd-relu", "sd-single-point", "sd-minibatch", "sd-tanh", "sd-init-offset"]
+
+
+def _small(preset, num=12, steps=30, width=4):
+    raw = fs.config.read_config(preset)
+    raw = {**raw, "network": {**raw["network"], "width": width}, "descent": {**raw["descent"], "steps": steps}}
+    raw["axis"] = [{**a, "num": num, "chunk": 5} for a in raw["axis"]]
+    return raw
+
+
+def test_all_six_presets_exist():
+    assert set(SD_PRESETS) <= set(preset_names())
+
+
+@pytest.mark.parametrize("preset", SD_PRESETS)
+def test_preset_map_equals_one_block_of_the_model(preset):
+    raw = _small(preset)
+    ds = fs.open_config(raw).compute()
+    cfg = fs.load_config(raw)
+    values = {k: v for k, v in cfg.descent.items() if k in cfg.model.slot_names()}
+    whole = cfg.model.run_block(values, [(a.name, a.values()) for a in cfg.grid.axes], cfg.descent["steps"],
+                                cfg.descent["threshold"], cfg.descent["precision"])
+    for name in ("escape_step", "final_loss", "score"):
+        np.testing.assert_array_equal(ds[name].values, whole[name])
+    np.testing.assert_array_equal(ds.diverged.values, whole["escape_step"] >= 0)
+    assert json.loads(ds.attrs["config"])["network"]["nonlinearity"] == cfg.model.nonlinearity
+
+
+def test_network_settings_are_checked():
+    model = NetworkModel("tanh", width=4)
+    grid = fs.Grid([fs.Axis("lr_W0", 0.1, 10.0, 4, scale="log")])
+    with pytest.raises(fs.ConfigError, match="network parameter 'lr_W1' is not set"):
+        fs.trainability(model, grid)
+    with pytest.raises(fs.ConfigError, match="x0 does not apply to a network"):
+        fs.trainability(model, grid, lr_W1=1.0, x0=1.0)
+    with pytest.raises(fs.ConfigError, match="unknown descent setting 'momentum'"):
+        fs.trainability(model, grid, lr_W1=1.0, momentum=0.9)
+    with pytest.raises(fs.ConfigError, match="a config needs exactly one of the tables"):
+        fs.open_config({"landscape": {"name": "quadratic"}, "network": {}, "axis": []})
+    with pytest.raises(fs.ConfigError, match="\\[network\\] has unknown key 'depth'"):
+        fs.open_config({"network": {"depth": 3}, "axis": [{"name": "lr", "start": 0.1, "stop": 1, "num": 3}]})
+
+
+def test_network_preset_through_the_cli(tmp_path):
+    out = tmp_path / "sd"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fractalscape", "map", "sd-tanh", "--out", str(out), "--set", "network.width=4",
+         "--set", "descent.steps=30", "--set", "axis.0.num=40", "--set", "axis.1.num=40",
+         "--set", "axis.0.chunk=20", "--set", "axis.1.chunk=20"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    stored = fs.open_map(out)
+    assert set(stored.data_vars) == {"diverged", "escape_step", "final_loss", "score"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["network"]["width"] == 4
+    assert (out / "map.png").stat().st_size > 1000
