@@ -7,6 +7,7 @@ from fractalscape._version import __version__
 from fractalscape.errors import ConfigError
 from fractalscape.grid import Axis, Grid
 from fractalscape.landscapes import Landscape, define_landscape, landscape
+from fractalscape.networks import NetworkModel
 from fractalscape.trainability import trainability
 from fractalscape.boundary import boundary, contours
 from fractalscape.config import load_config, open_config
@@ -23,6 +24,7 @@ __all__ = [
     "dimension",
     "Grid",
     "Landscape",
+    "NetworkModel",
     "define_landscape",
     "landscape",
     "load_config",

@@ -192,6 +192,25 @@ def dimension_command(store, method, fit_range, as_json):
     click.echo(f"{method}: dimension {result.dimension:.4f} +- {result.stderr:.4f} (fit over {scale}s {lo}..{hi})")
 
 
+@main.command("serve")
+@click.argument("target")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (default: this machine only).")
+@click.option("--port", type=int, default=5006, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--show/--no-show", default=False, help="Open a browser tab.")
+def serve_command(target, address, port, show):
+    """Explore TARGET (a config, a preset, or a STORE written by `fractalscape map`) in the browser."""
+    try:
+        from fractalscape.dashboard import serve
+    except ImportError as err:
+        raise ConfigError(f"the dashboard needs holoviews and panel: pip install 'fractalscape[dashboard]' ({err})")
+    server = serve(target, address=address, port=port, show=show)
+    try:
+        server.join()
+    except KeyboardInterrupt:
+        server.stop()
+
+
 @main.command("presets")
 def presets_command():
     """List the bundled presets."""

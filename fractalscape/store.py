@@ -170,8 +170,9 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     stored = open_map(store)
     escape = stored.escape_step
     steps = stored.attrs["steps"]
-    diverged = int((escape >= 0).sum().compute())
-    useful = int(xr.where(escape >= 0, escape, steps).sum(dtype=np.int64).compute())
+    diverged, useful = (int(n) for n in dask.compute(
+        (escape >= 0).sum(), xr.where(escape >= 0, escape, steps).sum(dtype=np.int64)
+    ))
     return {
         "points": int(escape.size),
         "diverged_points": diverged,

@@ -37,6 +37,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from fractalscape.errors import ConfigError
+from fractalscape.slots import slot_table
 from fractalscape.networks.kernels import block_kernel
 
 #: dtype of one block of readouts.
@@ -232,18 +233,7 @@ class NetworkModel:
 
     def _axis_slots(self, names: list[str]) -> np.ndarray:
         """Boolean matrix ``(len(names), len(SLOTS))``: which slots each axis sets."""
-        table = np.zeros((len(names), len(SLOTS)), dtype=np.bool_)
-        for row, name in enumerate(names):
-            targets = GROUPS.get(name) or ((name,) if name in SLOTS else None)
-            if targets is None:
-                raise ConfigError(f"unknown axis {name!r} for a network; valid axes: {', '.join(self.slot_names())}")
-            table[row, [SLOTS.index(t) for t in targets]] = True
-        overlap = table.sum(axis=0) > 1
-        if overlap.any():
-            slot = SLOTS[int(np.argmax(overlap))]
-            both = [n for n, r in zip(names, table) if r[SLOTS.index(slot)]]
-            raise ConfigError(f"axes {both[0]!r} and {both[1]!r} both set {slot!r}: keep one of them")
-        return table
+        return slot_table(names, SLOTS, GROUPS, "a network")
 
     def _default_vector(self, params: dict, set_by_axes: np.ndarray) -> np.ndarray:
         """The slot values of ``params`` (``lr`` expanded), defaults filled in, checked."""

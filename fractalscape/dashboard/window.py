@@ -1,0 +1,297 @@
+"""The window a dashboard shows: where its points come from, and the config that reproduces it.
+
+A *view* is the plot's visible window, one ``(lo, hi)`` pair per axis in plot
+coordinates: an axis' values, or their log10 on a log axis (as
+:func:`fractalscape.render.aggregate` draws them). A view is read from the
+stored map while the map holds at least one point per screen pixel inside
+it; otherwise (zoomed past the stored resolution, outside the stored map, no
+store, or other landscape or descent settings) it is recomputed on a new
+grid whose axes span the view with one point per pixel.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from fractalscape.config import config_of, load_config
+from fractalscape.dimension import DimensionResult, dimension
+from fractalscape.errors import ConfigError
+from fractalscape.grid import Axis, Grid
+from fractalscape.store import open_map
+
+#: A 1-D view shows at most this many stored points per screen pixel.
+POINTS_PER_PIXEL_1D = 4
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a dashboard opens: a canonical config, and the stored map if there is one."""
+
+    config: dict
+    stored: xr.Dataset | None = None
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return tuple(Axis(**a) for a in self.config["axis"])
+
+    @property
+    def model_table(self) -> str:
+        """The config table of the model: ``"landscape"`` or ``"network"``."""
+        return "network" if "network" in self.config else "landscape"
+
+    @property
+    def has_score(self) -> bool:
+        """Whether maps of this source carry Sohl-Dickstein's ``score`` (networks do)."""
+        return self.model_table == "network"
+
+
+def open_source(target) -> Source:
+    """The :class:`Source` of a store directory, a config (dict, TOML path or preset) or a Dataset.
+
+    Examples
+    --------
+    >>> source = open_source("liu-multiplicative-2d")
+    >>> [a.name for a in source.axes], source.stored is None
+    (['lr', 'x0'], True)
+    """
+    if isinstance(target, xr.Dataset):
+        source = Source(config_of(target), target)
+    elif isinstance(target, (str, Path)) and Path(target).is_dir():
+        stored = open_map(target)
+        source = Source(config_of(stored), stored)
+    else:
+        # the provenance trainability() writes: every default filled in
+        source = Source(json.loads(load_config(target).dataset().attrs["config"]))
+    if len(source.axes) > 2:
+        names = [a.name for a in source.axes]
+        raise ConfigError(
+            f"the dashboard shows 1-D and 2-D maps, this one has axes {names}; "
+            "serve a config with one or two of them"
+        )
+    return source
+
+
+def to_plot(axis: Axis, value: float) -> float:
+    """A parameter value in plot coordinates (log10 on a log axis)."""
+    return math.log10(value) if axis.scale == "log" else float(value)
+
+
+def to_param(axis: Axis, value: float) -> float:
+    """A plot coordinate in parameter units (the inverse of :func:`to_plot`)."""
+    return 10.0**value if axis.scale == "log" else float(value)
+
+
+def full_view(axes) -> tuple[tuple[float, float], ...]:
+    """The view of the whole of each axis, in plot coordinates.
+
+    Examples
+    --------
+    >>> full_view([Axis("lr", 1.5, 0.0, 9), Axis("x0", 1e-2, 1e2, 5, scale="log")])
+    ((0.0, 1.5), (-2.0, 2.0))
+    """
+    return tuple(tuple(sorted((to_plot(a, a.start), to_plot(a, a.stop)))) for a in axes)
+
+
+def view_grid(axes, view, pixels) -> Grid:
+    """The grid that recomputes ``view``: the same axes spanning it, one point per pixel.
+
+    Examples
+    --------
+    >>> axes = [Axis("lr", 0.0, 1.5, 1024), Axis("x0", -2.0, 2.0, 1024)]
+    >>> view_grid(axes, [(0.5, 0.75), (0.0, 0.1)], (200, 150))
+    Grid([Axis('lr', 0.5 .. 0.75, num=200, linear), Axis('x0', 0.0 .. 0.1, num=150, linear)])  # 200 x 150 = 30,000 points
+    """
+    return Grid([Axis(a.name, to_param(a, lo), to_param(a, hi), int(n), a.scale)
+                 for a, (lo, hi), n in zip(axes, view, pixels)])
+
+
+def window_config(config: dict, view, num) -> dict:
+    """``config`` with its axes replaced by the view's window, ``num`` points each.
+
+    The result is what ``fractalscape map`` takes (write it with ``tomli_w``):
+    a view found on screen becomes a full-resolution run.
+
+    Examples
+    --------
+    >>> import fractalscape as fs
+    >>> config = open_source("liu-multiplicative-2d").config
+    >>> window = window_config(config, [(0.5, 0.75), (0.0, 0.1)], (4097, 2049))
+    >>> fs.load_config(window).grid
+    Grid([Axis('lr', 0.5 .. 0.75, num=4097, linear), Axis('x0', 0.0 .. 0.1, num=2049, linear)])  # 4097 x 2049 = 8,394,753 points
+    """
+    window = copy.deepcopy(config)
+    window["axis"] = [axis.to_dict() for axis in view_grid(
+        [Axis(**a) for a in config["axis"]], view, num).axes]
+    return window
+
+
+def export_num(axes, pixels, along_first: int) -> tuple[int, ...]:
+    """Points per axis of an exported window: ``along_first`` on the first axis, the screen's aspect after.
+
+    Examples
+    --------
+    >>> export_num([Axis("lr", 0.0, 1.0, 9), Axis("x0", 0.0, 1.0, 9)], (200, 150), 4096)
+    (4096, 3072)
+    """
+    return tuple(max(2, round(along_first * n / pixels[0])) for n in pixels)
+
+
+def stored_points(axis: Axis, lo: float, hi: float) -> tuple[int, int]:
+    """Indices ``[i0, i1)`` of the stored points of ``axis`` inside the plot interval ``[lo, hi]``.
+
+    Computed from the axis' arithmetic, so no coordinate is read.
+
+    Examples
+    --------
+    >>> stored_points(Axis("lr", 0.0, 1.0, 11), 0.25, 0.5)
+    (3, 6)
+    >>> stored_points(Axis("lr", 1.0, 0.0, 11), 0.25, 0.5)
+    (5, 8)
+    """
+    first, last = to_plot(axis, axis.start), to_plot(axis, axis.stop)
+    step = (last - first) / (axis.num - 1)
+    a, b = (lo - first) / step, (hi - first) / step
+    i0, i1 = math.ceil(min(a, b) - 1e-9), math.floor(max(a, b) + 1e-9) + 1
+    return max(i0, 0), min(i1, axis.num)
+
+
+def needs_compute(axes, view, pixels) -> bool:
+    """Whether a stored map cannot show ``view`` at ``pixels``: the view leaves it,
+    or holds fewer stored points than pixels along an axis.
+
+    Examples
+    --------
+    >>> axes = [Axis("lr", 0.0, 1.5, 1024), Axis("x0", -2.0, 2.0, 1024)]
+    >>> needs_compute(axes, full_view(axes), (600, 450))
+    False
+    >>> needs_compute(axes, [(0.0, 0.5), (-2.0, 2.0)], (600, 450))  # 342 points on 600 pixels
+    True
+    >>> needs_compute(axes, [(-0.5, 1.5), (-2.0, 2.0)], (200, 150))  # left of the map
+    True
+    """
+    for axis, (lo, hi), n in zip(axes, view, pixels):
+        a_lo, a_hi = sorted((to_plot(axis, axis.start), to_plot(axis, axis.stop)))
+        half_step = (a_hi - a_lo) / (axis.num - 1) / 2
+        if lo < a_lo - half_step or hi > a_hi + half_step:
+            return True
+        i0, i1 = stored_points(axis, lo, hi)
+        if i1 - i0 < n:
+            return True
+    return False
+
+
+def screen_fit_range(shape) -> tuple[int, int]:
+    """Box sizes the dimension of a screen-sized view is fitted over: 2 pixels up to
+    an eighth of the shortest side (at least 4).
+
+    The automatic fit of :func:`fractalscape.dimension.dimension` needs maps
+    of a few hundred pixels or more.
+
+    Examples
+    --------
+    >>> screen_fit_range((150, 200)), screen_fit_range((450, 600))
+    ((2, 16), (2, 32))
+    """
+    return 2, 2 ** max(2, int(math.log2(min(shape) / 8)))
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """What the dashboard draws for one view.
+
+    ``picture`` is an :func:`fractalscape.render.aggregate` result (2-D) or
+    the in-memory Dataset of the points shown (1-D); ``labels`` is the
+    diverged class per pixel or point; ``dimension`` the box-counting result,
+    or the message of why it could not be fitted.
+    """
+
+    view: tuple
+    computed: bool
+    shape: tuple[int, ...]
+    picture: xr.Dataset
+    labels: np.ndarray
+    dimension: DimensionResult | str
+
+    @property
+    def fraction_diverged(self) -> float:
+        return float(self.labels.mean())
+
+
+def settings_config(source: Source, settings: dict) -> dict:
+    """The source's config with the ``model`` parameters and ``descent`` settings of ``settings``."""
+    config = copy.deepcopy(source.config)
+    config[source.model_table].update(settings.get("model", {}))
+    config["descent"].update(settings.get("descent", {}))
+    return config
+
+
+def _score_raster(ds: xr.Dataset, pixels, window: dict) -> xr.DataArray:
+    """Mean ``score`` per pixel, on the pixels of :func:`fractalscape.render.aggregate`."""
+    import datashader as dsh
+
+    from fractalscape.render import _plane  # the same window and log10 axes as aggregate
+
+    plane, _ = _plane(ds, window.get("x_range"), window.get("y_range"))
+    xdim, ydim = plane.score.dims
+    layer = plane.score.transpose(ydim, xdim).rename({xdim: "x", ydim: "y"})
+    return dsh.Canvas(*pixels).raster(layer, agg="mean").compute()
+
+
+def compute_view(source: Source, view, pixels, settings: dict | None = None) -> ViewResult:
+    """Read or recompute ``view`` at ``pixels`` (width, or width and height).
+
+    ``settings`` may hold ``model`` parameters (of the landscape or network)
+    and ``descent`` settings
+    (``steps``, ``threshold``) to change; any change from a stored map's
+    config recomputes. The map is never computed beyond the view at screen
+    resolution (a stored map is aggregated block by block).
+
+    Examples
+    --------
+    >>> source = open_source({"landscape": {"name": "cosine-multiplicative"},
+    ...                       "descent": {"steps": 100},
+    ...                       "axis": [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 9},
+    ...                                {"name": "x0", "start": -2.0, "stop": 2.0, "num": 9}]})
+    >>> result = compute_view(source, [(1.0, 1.25), (0.0, 0.5)], (64, 48))
+    >>> result.computed, result.shape, result.picture.fraction_diverged.shape
+    (True, (64, 48), (48, 64))
+    """
+    from fractalscape.render import aggregate
+
+    settings = settings or {}
+    axes = source.axes
+    view = tuple((float(lo), float(hi)) for lo, hi in view)
+    config = settings_config(source, settings)
+    computed = source.stored is None or config != source.config or needs_compute(axes, view, pixels)
+    if computed:  # a screen of points: computed once, read by every layer
+        ds = load_config(window_config(config, view, pixels)).dataset().load()
+    else:
+        ds = source.stored
+    if len(axes) == 2:
+        window = {} if computed else {
+            "x_range": tuple(to_param(axes[0], v) for v in view[0]),
+            "y_range": tuple(to_param(axes[1], v) for v in view[1]),
+        }
+        picture = aggregate(ds, *pixels, **window)
+        if "score" in ds:
+            picture["score"] = _score_raster(ds, pixels, window)
+        labels = picture.fraction_diverged.values >= 0.5
+    else:
+        if not computed:
+            i0, i1 = stored_points(axes[0], *view[0])
+            stride = max(1, math.ceil((i1 - i0) / (POINTS_PER_PIXEL_1D * pixels[0])))
+            ds = ds.isel({axes[0].name: slice(i0, i1, stride)})
+        picture = ds.load()
+        labels = picture.escape_step.values >= 0
+    try:
+        result = dimension(labels, "boxcount", fit_range=screen_fit_range(labels.shape))
+    except ConfigError as err:
+        result = str(err)
+    return ViewResult(view, computed, tuple(labels.shape[::-1]), picture, labels, result)
