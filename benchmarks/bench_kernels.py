@@ -11,6 +11,9 @@ A GD step is one update of one grid point; a point that escapes at step
 skips steps without changing the map, so it counts the steps it skipped).
 Compilation is warmed up before timing; each figure is the median of
 ``--repeats`` runs, with ratios to NumPy, since the machine may be shared.
+Kernel runs are single-threaded, so steps per second of this process's CPU
+time (``per CPU s``) is the speed of one core even when other processes
+share it; wall-clock figures include the sharing.
 """
 
 from __future__ import annotations
@@ -77,14 +80,16 @@ def steps_taken(escape: np.ndarray) -> int:
     return int(np.where(escape < 0, STEPS, escape).sum())
 
 
-def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
+def timed(fn, repeats: int) -> tuple[float, float, np.ndarray]:
+    """Median wall-clock and process CPU seconds of ``fn()``, and its result."""
     fn()  # warm-up: compilation is never timed
-    times, result = [], None
+    wall, cpu, result = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu), result
 
 
 def jax_gd():
@@ -114,7 +119,7 @@ def jax_gd():
 def bench_kernels(num: int, repeats: int) -> None:
     lr = np.linspace(0.0, 1.5, num)
     print(f"{num} learning rates in [0, 1.5], x0 = 1, {STEPS} steps, one core, median of {repeats}")
-    print(f"{'landscape':24s} {'implementation':22s} {'GD steps/s':>12s} {'vs NumPy':>9s}")
+    print(f"{'landscape':24s} {'implementation':22s} {'GD steps/s':>12s} {'vs NumPy':>9s} {'per CPU s':>12s}")
     jax = jax_gd()
     for case, (land, names) in CASES.items():
         d = land.dim
@@ -131,14 +136,14 @@ def bench_kernels(num: int, repeats: int) -> None:
                 )["escape_step"]
         base = None
         for label, fn in runs.items():
-            seconds, escape = timed(fn, repeats)
+            seconds, cpu_seconds, escape = timed(fn, repeats)
             rate = steps_taken(escape) / seconds
             base = base or rate
-            print(f"{case:24s} {label:22s} {rate:12.3e} {rate / base:9.1f}")
+            print(f"{case:24s} {label:22s} {rate:12.3e} {rate / base:9.1f} {steps_taken(escape) / cpu_seconds:12.3e}")
 
 
 def preset_map(name: str, num: int, precision: str, chunk: int = 2**16):
-    land = fs.load_config(name).landscape
+    land = fs.load_config(name).model
     grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, num, chunk=chunk)])
     return fs.trainability(land, grid, x0=1.0, steps=STEPS, threshold=THRESHOLD, precision=precision)
 
@@ -168,13 +173,15 @@ def bench_full(n: int) -> None:
     num = 2**n + 1
     with dask.config.set(scheduler="threads", num_workers=2):
         preset_map("liu-additive", 2**16 + 1, "fast").diverged.compute()  # warm-up
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         ds = preset_map("liu-additive", num, "fast", chunk=2**20)
         escape = ds.escape_step.compute()
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     steps = steps_taken(escape.values)
     print(f"liu-additive, precision='fast', {num} points through trainability().compute() on 2 threads:")
     print(f"  {seconds:.1f} s, {steps:.3e} GD steps, {steps / seconds:.3e} steps/s")
+    print(f"  {cpu_seconds:.1f} CPU s ({cpu_seconds / seconds:.2f} cores busy on average), "
+          f"{steps / cpu_seconds:.3e} steps per CPU second; load average {os.getloadavg()[0]:.1f}")
     print(f"  Liu's full experiment (2**32 + 1 points): about {seconds * (2**32 + 1) / num / 60:.0f} min")
 
 

@@ -45,8 +45,8 @@ from numba import njit, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from fractalscape.errors import ConfigError
 from fractalscape.landscapes.base import Family, Landscape, kernels
+from fractalscape.slots import slot_table
 from fractalscape.trig import Trig, get_trig
 
 #: dtype of one block of readouts.
@@ -65,21 +65,7 @@ def axis_slots(land: Landscape, names) -> np.ndarray:
     """Boolean matrix ``(len(names), n_slots)``: which slots each named axis sets."""
     slots = slot_names(land)
     groups = {"lr": slots[: land.dim], "x0": slots[land.dim : 2 * land.dim]}
-    table = np.zeros((len(names), len(slots)), dtype=np.bool_)
-    for row, name in enumerate(names):
-        targets = groups.get(name) or ([name] if name in slots else None)
-        if targets is None:
-            raise ConfigError(
-                f"unknown axis {name!r} for landscape {land.name!r} (dim={land.dim}); "
-                f"valid axes: {', '.join(dict.fromkeys(['lr', 'x0', *slots]))}"
-            )
-        table[row, [slots.index(t) for t in targets]] = True
-    overlap = table.sum(axis=0) > 1
-    if overlap.any():
-        slot = slots[int(np.argmax(overlap))]
-        both = [n for n, r in zip(names, table) if r[slots.index(slot)]]
-        raise ConfigError(f"axes {both[0]!r} and {both[1]!r} both set {slot!r}: keep one of them")
-    return table
+    return slot_table(names, slots, groups, f"landscape {land.name!r} (dim={land.dim})")
 
 
 #: Grid points run side by side in one kernel; a multiple of the widest SIMD
@@ -120,6 +106,14 @@ def _rows(typingctx, buf, first, count, dtype):
     return view(buf, first, count, dtype), codegen
 
 
+@njit(nogil=True, inline="always")
+def _highest_power_of_two(n):
+    """The largest power of two <= ``n`` (0 for 0)."""
+    for shift in (1, 2, 4, 8, 16, 32):
+        n |= n >> shift
+    return n - (n >> 1)
+
+
 def _build(loss, grad, dim, n_theta):
     """Block kernel: ``LANES`` points in lock-step, each lane refilled when its point exits.
 
@@ -132,7 +126,7 @@ def _build(loss, grad, dim, n_theta):
     n_slots = 2 * dim + n_theta
     X, G, LR, THETA = 0, dim, 2 * dim, 3 * dim
     SAVED = THETA + n_theta
-    VALUE, POWER, SINCE, STEP, LAST, STOPS, REPEATS, ACTIVE, POINT = range(SAVED + dim, SAVED + dim + 9)
+    VALUE, STEP, LAST, STOPS, REPEATS, ACTIVE, POINT = range(SAVED + dim, SAVED + dim + 7)
     ROWS = POINT + 1
 
     # error_model="numpy": a division by zero (an idle lane's wavelength) gives
@@ -153,11 +147,10 @@ def _build(loss, grad, dim, n_theta):
         lr = _rows(buf, LR, dim, np.float64)
         theta = _rows(buf, THETA, n_theta, np.float64)
         value = _rows(buf, VALUE, 1, np.float64)[0]  # loss at x before this round's update
-        # Brent's cycle finding, per lane: the saved state, the current power
-        # of two and the steps since the state was saved.
+        # Brent's cycle finding, per lane: the state after the last power of
+        # two of steps (the initial state before step 1), compared with every
+        # later state.
         saved = _rows(buf, SAVED, dim, np.int64)
-        power = _rows(buf, POWER, 1, np.int64)[0]
-        since = _rows(buf, SINCE, 1, np.int64)[0]
         step = _rows(buf, STEP, 1, np.int64)[0]  # updates applied to x
         last = _rows(buf, LAST, 1, np.int64)[0]  # the step the point stops at if it never diverges
         stops = _rows(buf, STOPS, 1, np.int64)[0]  # 1: the point's last loss was just computed
@@ -176,12 +169,14 @@ def _build(loss, grad, dim, n_theta):
                         final_loss[n] = value[j]
                         active[j] = 0
                     elif active[j] and repeats[j]:
-                        # x_step equals the state `since[j]` steps back and every loss on that
-                        # cycle was below threshold: the point never diverges, and x at the
-                        # last step is the cycle state (steps - step) mod period ahead.
-                        last[j] = step[j] + (steps - step[j]) % since[j]
-                        since[j] = 0
-                        power[j] = 2 * steps  # no more saves: the lane stops within a period
+                        # x after t updates equals the state saved at the last power of two
+                        # below t, the first repeat since that save: the period is the
+                        # distance. Every loss on the cycle was below threshold, so the
+                        # point never diverges, and x at the last step is the cycle state
+                        # (steps - t) mod period ahead. The lane stops within one period,
+                        # before the state can repeat again.
+                        t = step[j]
+                        last[j] = t + (steps - t) % (t - _highest_power_of_two(t - 1))
                     if not active[j] and next_point < n_points:
                         n = next_point
                         next_point += 1
@@ -207,28 +202,26 @@ def _build(loss, grad, dim, n_theta):
                         active[j] = 1
                         step[j] = 0
                         last[j] = steps
-                        power[j] = 1
-                        since[j] = 0
                 if not active.any():
                     return
-            # Vector pass: one GD step of every lane, branch-free.
+            # Vector pass: one GD step of every lane. Branch-free down to the
+            # numba IR (integer masks, no `if`/`or`/ternaries): a branch in the
+            # lane loop stops LLVM from vectorizing it once dim >= 2.
             events = 0
             for j in range(LANES):
                 value[j] = loss(x, theta, j)
                 grad(x, theta, j, g)
                 for i in range(dim):
                     x[i, j] = x[i, j] - lr[i, j] * g[i, j]
-                stop = (not value[j] <= threshold) | (step[j] == last[j])
-                step[j] += 1
-                since[j] += 1
-                same = detect_cycles
+                stop = np.int64(not value[j] <= threshold) | np.int64(step[j] == last[j])
+                t = step[j] + 1
+                step[j] = t
+                same = np.int64(detect_cycles)
                 for i in range(dim):
-                    same &= x_bits[i, j] == saved[i, j]
-                save = since[j] == power[j]
+                    same &= np.int64(x_bits[i, j] == saved[i, j])
+                save = -np.int64((t & (t - 1)) == 0)  # all ones after steps 1, 2, 4, 8, ...
                 for i in range(dim):
-                    saved[i, j] = x_bits[i, j] if save else saved[i, j]
-                power[j] = 2 * power[j] if save else power[j]
-                since[j] = since[j] if same or not save else 0
+                    saved[i, j] ^= (x_bits[i, j] ^ saved[i, j]) & save
                 stops[j] = stop
                 repeats[j] = same
                 events += (stop | same) & active[j]
@@ -236,6 +229,7 @@ def _build(loss, grad, dim, n_theta):
     def run(*args):
         run_block(*args, np.zeros(ROWS * LANES, np.int64))
 
+    run.compiled = run_block  # for inspect_llvm() / inspect_asm()
     return run
 
 
