@@ -15,7 +15,7 @@ from typing import Literal
 import dask.array as da
 import numpy as np
 
-from fractalscape.errors import ConfigError
+from fractalscape.errors import ConfigError, check_finite
 
 Scale = Literal["linear", "log"]
 
@@ -27,15 +27,6 @@ MAX_BLOCK_POINTS = 2**26
 MAX_BLOCKS = 2**18
 #: Largest grid: 2**40 points of 1000 GD steps is ~10 days of a 2-core machine at 1e9 steps/s.
 MAX_GRID_POINTS = 2**40
-
-
-def _finite(name: str, key: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"axis {name!r}: {key} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"axis {name!r}: {key} must be finite, got {value}")
-    return value
 
 
 def _positive_int(name: str, key: str, value, minimum: int) -> int:
@@ -84,8 +75,8 @@ class Axis:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError(f"axis name must be an identifier such as 'lr', got {self.name!r}")
         set_ = object.__setattr__
-        set_(self, "start", _finite(self.name, "start", self.start))
-        set_(self, "stop", _finite(self.name, "stop", self.stop))
+        set_(self, "start", check_finite(f"axis {self.name!r}: start", self.start))
+        set_(self, "stop", check_finite(f"axis {self.name!r}: stop", self.stop))
         set_(self, "num", _positive_int(self.name, "num", self.num, 2))
         if self.scale not in ("linear", "log"):
             raise ConfigError(f"axis {self.name!r}: scale must be 'linear' or 'log', got {self.scale!r}")

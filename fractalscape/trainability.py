@@ -12,10 +12,10 @@ import xarray as xr
 from dask.base import tokenize
 
 from fractalscape._version import __version__
-from fractalscape.errors import ConfigError
+from fractalscape.errors import ConfigError, check_finite
 from fractalscape.gd import READOUT_DTYPE, axis_slots, run_block, slot_names
 from fractalscape.grid import Grid
-from fractalscape.landscapes.base import Landscape, check_finite
+from fractalscape.landscapes.base import Landscape
 from fractalscape.networks import DEFAULT_THRESHOLD as NETWORK_THRESHOLD
 from fractalscape.networks import READOUT_DTYPE as NETWORK_READOUT_DTYPE
 from fractalscape.networks import NetworkModel

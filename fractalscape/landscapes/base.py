@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from fractalscape.errors import ConfigError
+from fractalscape.errors import ConfigError, check_finite
 from fractalscape.trig import Trig
 
 Builder = Callable[[Trig], tuple[Callable, Callable]]
@@ -88,15 +88,6 @@ def scalar_theta(name: str, defaults: Mapping[str, float], params: Mapping) -> d
         valid = ", ".join(defaults) or "none"
         raise ConfigError(f"landscape {name!r} has no parameter {unknown[0]!r}; its parameters are: {valid}")
     return {k: check_finite(f"landscape {name!r}: {k}", params.get(k, v)) for k, v in defaults.items()}
-
-
-def check_finite(what: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{what} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"{what} must be finite, got {value}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from functools import partial
 
 from numba import njit
 
-from fractalscape.errors import ConfigError
-from fractalscape.landscapes.base import Family, check_finite, register, scalar_theta
+from fractalscape.errors import ConfigError, check_finite
+from fractalscape.landscapes.base import Family, register, scalar_theta
 
 TWO_PI = 2.0 * math.pi
 
@@ -47,17 +47,28 @@ def _quadratic(trig):
     return loss, grad
 
 
-def _additive(trig):
-    cos, sin = trig.cos, trig.sin
+def _squares_and_ripples(cos):
+    """``(sum_i x_i^2, sum_i cos(k x_i))`` of lane ``j``, summed in coordinate order."""
 
     @njit(nogil=True, inline="always")
-    def loss(x, theta, j):
-        delta, k = theta[0, j], TWO_PI / theta[1, j]
+    def sums(x, j, k):
         s = 0.0
         c = 0.0
         for i in range(x.shape[0]):
             s += x[i, j] * x[i, j]
             c += cos(k * x[i, j])
+        return s, c
+
+    return sums
+
+
+def _additive(trig):
+    sin, sums = trig.sin, _squares_and_ripples(trig.cos)
+
+    @njit(nogil=True, inline="always")
+    def loss(x, theta, j):
+        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        s, c = sums(x, j, k)
         return s + delta * c
 
     @njit(nogil=True, inline="always")
@@ -70,26 +81,18 @@ def _additive(trig):
 
 
 def _multiplicative(trig):
-    cos, sin = trig.cos, trig.sin
+    sin, sums = trig.sin, _squares_and_ripples(trig.cos)
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
         delta, k = theta[0, j], TWO_PI / theta[1, j]
-        s = 0.0
-        c = 0.0
-        for i in range(x.shape[0]):
-            s += x[i, j] * x[i, j]
-            c += cos(k * x[i, j])
+        s, c = sums(x, j, k)
         return s * (1.0 + delta * c)
 
     @njit(nogil=True, inline="always")
     def grad(x, theta, j, out):
         delta, k = theta[0, j], TWO_PI / theta[1, j]
-        s = 0.0
-        c = 0.0
-        for i in range(x.shape[0]):
-            s += x[i, j] * x[i, j]
-            c += cos(k * x[i, j])
+        s, c = sums(x, j, k)
         ripple = 1.0 + delta * c
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j] * ripple - s * delta * k * sin(k * x[i, j])
