@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -51,7 +52,8 @@ def _apply_override(raw: dict, assignment: str) -> None:
 
 @main.command("map")
 @click.argument("config")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (map.zarr, map.png, summary.json).")
+@click.option("--out", "out_dir", required=True,
+              help="Output directory or fsspec URL (map.zarr, map.png, summary.json).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set descent.steps=100 --set axis.0.num=4097.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -64,7 +66,7 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     from fractalscape.cluster import compute_on
     from fractalscape.config import load_config, read_config
     from fractalscape.plot import plot_map
-    from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_map, write_summary
+    from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_file, write_map, write_summary
 
     raw = copy.deepcopy(read_config(config))
     for assignment in overrides:
@@ -90,10 +92,14 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
         sys.exit(130)
     stored = open_map(out_dir)
     plot_start = time.perf_counter()
-    plot_map(stored, f"{out_dir}/map.png")
+    png = io.BytesIO()
+    plot_map(stored, png)
+    write_file(out_dir, "map.png", png.getvalue())
     plot_seconds = time.perf_counter() - plot_start
     dimension_start = time.perf_counter()
-    measured = _map_dimension(stored, f"{out_dir}/dimension.png")
+    measured, figure = _map_dimension(stored)
+    if figure is not None:
+        write_file(out_dir, "dimension.png", figure)
     summary = {
         "config": json.loads(ds.attrs["config"]),
         "formula": ds.attrs["formula"],
@@ -121,23 +127,24 @@ def default_method(diverged) -> str:
     return "dyadic" if diverged.ndim == 1 and n >= 2 and n & (n - 1) == 0 else "boxcount"
 
 
-def _map_dimension(stored, plot_path) -> dict:
-    """The boundary dimension for summary.json; a map it cannot measure records why."""
+def _map_dimension(stored) -> tuple[dict, bytes | None]:
+    """The boundary dimension for summary.json and its plot as PNG bytes; a map it cannot measure records why."""
     from fractalscape.dimension import dimension
 
     diverged = stored.diverged
     if diverged.ndim > 2:
-        return {"skipped": "dimension is measured on 1-D and 2-D maps"}
+        return {"skipped": "dimension is measured on 1-D and 2-D maps"}, None
     try:
         result = dimension(diverged, default_method(diverged))
     except ConfigError as err:
-        return {"skipped": str(err)}
-    ax = result.plot()
-    ax.figure.savefig(plot_path)
+        return {"skipped": str(err)}, None
     import matplotlib.pyplot as plt
 
+    ax = result.plot()
+    png = io.BytesIO()
+    ax.figure.savefig(png)
     plt.close(ax.figure)
-    return result.to_dict()
+    return result.to_dict(), png.getvalue()
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -30,7 +30,7 @@ def _axis_values(coord: xr.DataArray) -> tuple[np.ndarray, str]:
 
 
 def plot_map(ds: xr.Dataset, path) -> None:
-    """Draw a 1-D, 2-D or 3-D map to a PNG at ``path``.
+    """Draw a 1-D, 2-D or 3-D map to a PNG at ``path`` (a file name or a binary file object).
 
     1-D: escape step against the axis, converged points as a band at the
     bottom. 2-D: :func:`fractalscape.render.render`. 3-D: the middle slice of

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from pathlib import Path
 
 import dask
+import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -38,29 +37,61 @@ SUMMARY_NAME = "summary.json"
 DONE_DIR = "blocks-done"
 
 
-def _stored_config(store: Path) -> str | None:
+class Location:
+    """An output directory: a local path, or an fsspec URL (``s3://bucket/run``, ``file:///data/run``).
+
+    Examples
+    --------
+    >>> Location("runs/x").join(MAP_NAME)
+    'runs/x/map.zarr'
+    """
+
+    def __init__(self, where):
+        self.where = str(where).rstrip("/")
+        self.is_url = "://" in self.where
+        protocol = self.where.split("://")[0] if self.is_url else "file"
+        # Local files need their directories made; object stores have none.
+        self.storage_options = {"auto_mkdir": True} if protocol in ("file", "local") else {}
+        self.fs, self.root = fsspec.core.url_to_fs(self.where, **self.storage_options)
+
+    def join(self, *parts: str) -> str:
+        """A location inside this one, in the form zarr and xarray take (path or URL)."""
+        return "/".join([self.where, *parts])
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of a location inside this one."""
+        return "/".join([self.root, *parts])
+
+    def zarr_options(self) -> dict:
+        return {"storage_options": self.storage_options} if self.is_url else {}
+
+    def __str__(self) -> str:
+        return self.where
+
+
+def _stored_config(location: Location) -> str | None:
     try:
-        return zarr.open_group(store, mode="r").attrs.get("config")
+        return zarr.open_group(location.join(MAP_NAME), mode="r", **location.zarr_options()).attrs.get("config")
     except Exception:  # noqa: BLE001  (any unreadable store is foreign to us)
         return None
 
 
-def prepare_output(out_dir, config_json: str) -> Path:
-    """Check ``out_dir`` can take the map of ``config_json``; create it.
+def prepare_output(out_dir, config_json: str) -> Location:
+    """Check ``out_dir`` (a path or an fsspec URL) can take the map of ``config_json``; create it.
 
     Refuses a path that is a file, an unwritable directory, a foreign zarr
     store, and a directory holding a map (complete or not) of another
     configuration.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
+    out = Location(out_dir)
+    fs = out.fs
+    if fs.exists(out.root) and not fs.isdir(out.root):
         raise ConfigError(f"output path {str(out)!r} is a file; give a directory for --out")
-    store = out / MAP_NAME
-    if store.exists():
-        stored = _stored_config(store)
+    if fs.exists(out.path(MAP_NAME)):
+        stored = _stored_config(out)
         if stored is None:
             raise ConfigError(
-                f"{str(store)!r} exists but is not a fractalscape map; choose another --out or delete it"
+                f"{out.join(MAP_NAME)!r} exists but is not a fractalscape map; choose another --out or delete it"
             )
         if json.loads(stored) != json.loads(config_json):
             raise ConfigError(
@@ -68,63 +99,67 @@ def prepare_output(out_dir, config_json: str) -> Path:
                 "choose another --out or delete that directory"
             )
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        fs.makedirs(out.path(DONE_DIR), exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"cannot create output directory {str(out)!r}: {err.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create output directory {str(out)!r}: {err.strerror or err}") from None
+    if not out.is_url and not os.access(out.root, os.W_OK | os.X_OK):
         raise ConfigError(f"output directory {str(out)!r} is not writable; choose another --out")
     return out
 
 
 def is_complete(out_dir) -> bool:
     """Whether ``out_dir`` holds a finished map (its summary was written)."""
-    return (Path(out_dir) / SUMMARY_NAME).is_file()
+    out = Location(out_dir)
+    return out.fs.isfile(out.path(SUMMARY_NAME))
 
 
-def _marker(out: Path, kind: str, index: tuple[int, ...]) -> Path:
-    return out / DONE_DIR / f"{kind}{'.'.join(map(str, index))}"
+def _marker_name(kind: str, index: tuple[int, ...]) -> str:
+    return f"{kind}{'.'.join(map(str, index))}"
 
 
-def _write_block(arrays: dict, store: str, region: tuple, marker: str) -> int:
-    group = zarr.open_group(store, mode="r+")
+def _write_block(arrays: dict, store: str, options: dict, region: tuple, marker: str) -> int:
+    group = zarr.open_group(store, mode="r+", **options)
     for name, block in arrays.items():
         group[name][region] = block
-    Path(marker).touch()
+    fs, path = fsspec.core.url_to_fs(marker, **options.get("storage_options", {}))
+    fs.touch(path)
     return 1
 
 
-def _block_tasks(ds: xr.Dataset, out: Path) -> list:
+def _block_tasks(ds: xr.Dataset, out: Location) -> list:
     """One delayed write per block not yet marked done (data variables, then lazy coordinates)."""
-    tasks = []
+    done = {p.rsplit("/", 1)[-1] for p in out.fs.ls(out.path(DONE_DIR), detail=False)}
+    store, options = out.join(MAP_NAME), out.zarr_options()
+    pending = []  # (block name, {variable: delayed block}, region)
     variables = list(ds.data_vars)
     first = ds[variables[0]].data
     delayed = {name: ds[name].data.to_delayed() for name in variables}
     offsets = [np.concatenate([[0], np.cumsum(c)]) for c in first.chunks]
     for index in np.ndindex(*first.numblocks):
-        marker = _marker(out, "", index)
-        if marker.exists():
-            continue
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, index))
-        blocks = {name: delayed[name][index] for name in variables}
-        tasks.append(dask.delayed(_write_block)(blocks, str(out / MAP_NAME), region, str(marker)))
+        pending.append((_marker_name("", index), {name: delayed[name][index] for name in variables}, region))
     for name, coord in ds.coords.items():
         if not isinstance(coord.data, dask.array.Array):
             continue  # in-memory coordinates were written with the template
         edges = np.concatenate([[0], np.cumsum(coord.data.chunks[0])])
         for i, block in enumerate(coord.data.to_delayed()):
-            marker = _marker(out, f"coord-{name}-", (i,))
-            if not marker.exists():
-                region = (slice(int(edges[i]), int(edges[i + 1])),)
-                tasks.append(dask.delayed(_write_block)({name: block}, str(out / MAP_NAME), region, str(marker)))
-    return tasks
+            region = (slice(int(edges[i]), int(edges[i + 1])),)
+            pending.append((_marker_name(f"coord-{name}-", (i,)), {name: block}, region))
+    return [
+        dask.delayed(_write_block)(blocks, store, options, region, out.join(DONE_DIR, marker))
+        for marker, blocks, region in pending
+        if marker not in done
+    ]
 
 
 def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     """Compute ``ds`` block by block into ``out_dir/map.zarr``, resuming a partial run.
 
-    Memory stays bounded by a few blocks whatever the grid size. Blocks
-    already stored by an interrupted run of the same configuration are not
-    recomputed; the finished store is bit-identical to an uninterrupted run.
+    ``out_dir`` is a local directory or an fsspec URL that every dask worker
+    can reach. Memory stays bounded by a few blocks whatever the grid size.
+    Blocks already stored by an interrupted run of the same configuration
+    are not recomputed; the finished store is bit-identical to an
+    uninterrupted run.
 
     Returns
     -------
@@ -143,14 +178,16 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     (7, 2)
     """
     out = prepare_output(out_dir, ds.attrs["config"])
-    (out / SUMMARY_NAME).unlink(missing_ok=True)
-    store = out / MAP_NAME
-    if not store.exists():
+    fs = out.fs
+    if fs.exists(out.path(SUMMARY_NAME)):
+        fs.rm(out.path(SUMMARY_NAME))
+    if not fs.exists(out.path(MAP_NAME)):
         encoding = {name: {"chunks": [c[0] for c in var.chunks]} for name, var in ds.variables.items()
                     if var.chunks}
-        shutil.rmtree(out / DONE_DIR, ignore_errors=True)  # markers of a deleted store
-        ds.to_zarr(store, mode="w-", compute=False, consolidated=False, encoding=encoding)
-        (out / DONE_DIR).mkdir()
+        for stale in fs.ls(out.path(DONE_DIR), detail=False):  # markers of a deleted store
+            fs.rm(stale)
+        ds.to_zarr(out.join(MAP_NAME), mode="w-", compute=False, consolidated=False, encoding=encoding,
+                   **out.zarr_options())
     tasks = _block_tasks(ds, out)
     blocks_total = int(np.prod(ds[list(ds.data_vars)[0]].data.numblocks))
     client = active_client()
@@ -167,7 +204,7 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
             distributed_progress(futures)
         client.gather(futures)
         seconds = time.perf_counter() - start
-    stored = open_map(store)
+    stored = open_map(out_dir)
     escape = stored.escape_step
     steps = stored.attrs["steps"]
     diverged, useful = (int(n) for n in dask.compute(
@@ -179,19 +216,22 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
         "fraction_diverged": diverged / escape.size,
         "gd_steps": useful,
         "blocks_total": blocks_total,
-        "blocks_computed": sum(1 for _ in tasks),
+        "blocks_computed": len(tasks),
         "compute_seconds": seconds,
         "gd_steps_per_second": useful / seconds if seconds > 0 else None,
     }
 
 
-def write_summary(out_dir, summary: dict) -> Path:
+def write_file(out_dir, name: str, data: bytes) -> str:
+    """Write ``data`` to ``out_dir/name`` (a path or URL) in one piece; returns its location."""
+    out = Location(out_dir)
+    out.fs.pipe_file(out.path(name), data)
+    return out.join(name)
+
+
+def write_summary(out_dir, summary: dict) -> str:
     """Write ``summary.json``: the marker that the map in ``out_dir`` is complete."""
-    path = Path(out_dir) / SUMMARY_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return write_file(out_dir, SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True).encode())
 
 
 def open_map(out_dir_or_store) -> xr.Dataset:
@@ -204,17 +244,17 @@ def open_map(out_dir_or_store) -> xr.Dataset:
     ...
     fractalscape.errors.ConfigError: no map at '/nonexistent': expected a directory written by 'fractalscape map'
     """
-    path = Path(out_dir_or_store)
-    store = path / MAP_NAME if (path / MAP_NAME).exists() else path
-    if not store.exists():
-        raise ConfigError(f"no map at {str(path)!r}: expected a directory written by 'fractalscape map'")
+    where = Location(out_dir_or_store)
+    store = Location(where.join(MAP_NAME)) if where.fs.exists(where.path(MAP_NAME)) else where
+    if not store.fs.exists(store.root):
+        raise ConfigError(f"no map at {str(where)!r}: expected a directory written by 'fractalscape map'")
     try:
-        attrs = zarr.open_group(store, mode="r").attrs
+        attrs = zarr.open_group(str(store), mode="r", **store.zarr_options()).attrs
     except Exception as err:  # noqa: BLE001
         raise ConfigError(f"{str(store)!r} is not a readable zarr store: {err}") from None
     if "config" not in attrs:
         raise ConfigError(f"{str(store)!r} is a zarr store but not a fractalscape map (no config in attrs)")
-    ds = xr.open_zarr(store, consolidated=False, create_default_indexes=False)
+    ds = xr.open_zarr(str(store), consolidated=False, create_default_indexes=False, **store.zarr_options())
     # As trainability() does: an index for axes small enough to hold in memory.
     for dim in ds.dims:
         if dim in ds.coords and ds.sizes[dim] <= INDEXED_AXIS_MAX:

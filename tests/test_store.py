@@ -125,3 +125,22 @@ def test_interrupted_cli_resumes_to_an_identical_map(tmp_path, sig):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["blocks_computed"] == 256 - kept
     _assert_same_map(fs.open_map(out), fs.open_config(config).compute())
+
+
+def test_output_to_an_fsspec_url_resumes_too(tmp_path):
+    # file:// goes through fsspec and zarr's FsspecStore, as s3:// or gs:// would.
+    url = f"file://{tmp_path}/run"
+    ds = fs.open_config(_config(num0=40, num1=30, chunk=16, steps=100))
+    info = write_map(ds, url)
+    assert info["blocks_computed"] == info["blocks_total"] == 6
+    _assert_same_map(fs.open_map(url), ds.compute())
+    assert write_map(ds, url)["blocks_computed"] == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "fractalscape", "map", "liu-multiplicative-2d", "--out", f"file://{tmp_path}/cli",
+         "--set", "axis.0.num=32", "--set", "axis.1.num=32", "--set", "axis.0.chunk=16",
+         "--set", "axis.1.chunk=16", "--set", "descent.steps=50"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "cli" / "summary.json").read_text())["points"] == 32 * 32
+    assert (tmp_path / "cli" / "map.png").read_bytes()[:4] == b"\x89PNG"
