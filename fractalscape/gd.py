@@ -46,7 +46,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 from fractalscape.landscapes.base import Family, Landscape, kernels
-from fractalscape.slots import slot_table
+from fractalscape.slots import point_value, slot_table
 from fractalscape.trig import Trig, get_trig
 
 #: dtype of one block of readouts.
@@ -136,8 +136,7 @@ def _build(loss, grad, dim, n_theta):
     # The lane buffer is allocated by the caller, `run` below.
     @njit(nogil=True, error_model="numpy", _nrt=False)
     def run_block(params, slots, c0, c1, c2, steps, threshold, detect_cycles, escape_step, final_loss, buf):
-        n1, n2 = c1.shape[0], c2.shape[0]
-        n_points = c0.shape[0] * n1 * n2
+        n_points = c0.shape[0] * c1.shape[0] * c2.shape[0]
         # All lane state lives in one buffer, one row per quantity: LLVM then
         # sees that the rows cannot overlap and vectorizes without runtime
         # alias checks (a dozen separate arrays exceed its budget for those).
@@ -180,17 +179,8 @@ def _build(loss, grad, dim, n_theta):
                     if not active[j] and next_point < n_points:
                         n = next_point
                         next_point += 1
-                        i2 = n % n2
-                        i1 = (n // n2) % n1
-                        i0 = n // (n1 * n2)
                         for s in range(n_slots):
-                            v = params[s]
-                            if slots[0, s]:
-                                v = c0[i0]
-                            if slots[1, s]:
-                                v = c1[i1]
-                            if slots[2, s]:
-                                v = c2[i2]
+                            v = point_value(params, slots, c0, c1, c2, n, s)
                             if s < dim:
                                 lr[s, j] = v
                             elif s < 2 * dim:

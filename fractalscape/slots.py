@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from numba import njit
 
 from fractalscape.errors import ConfigError
 
@@ -34,3 +35,22 @@ def slot_table(names: Sequence[str], slots: Sequence[str], groups: Mapping[str, 
         both = [n for n, r in zip(names, table) if r[list(slots).index(slot)]]
         raise ConfigError(f"axes {both[0]!r} and {both[1]!r} both set {slot!r}: keep one of them")
     return table
+
+
+@njit(nogil=True, inline="always")
+def point_value(params, slots, c0, c1, c2, n, s):
+    """Slot ``s`` of the block's flat point ``n``: the coordinate of the axis that sets it, else ``params[s]``.
+
+    The block's points are the outer product of ``c0, c1, c2`` in C order;
+    ``slots`` is a :func:`slot_table` padded to 3 rows (absent axes: one
+    coordinate, no slot).
+    """
+    n1, n2 = c1.shape[0], c2.shape[0]
+    value = params[s]
+    if slots[0, s]:
+        value = c0[n // (n1 * n2)]
+    if slots[1, s]:
+        value = c1[(n // n2) % n1]
+    if slots[2, s]:
+        value = c2[n % n2]
+    return value

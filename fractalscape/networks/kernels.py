@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from fractalscape.networks.activations import ACTIVATIONS
+from fractalscape.slots import point_value
 
 #: Grid points trained side by side: two AVX-512 registers of doubles.
 LANES = 16
@@ -111,8 +112,7 @@ def _build(activation, width, n_data, minibatch, lanes):
     def run_block(
         params, slots, c0, c1, c2, w0, w1, x, y, batches, steps, threshold, escape_step, final_loss, score
     ):
-        n1, n2 = c1.shape[0], c2.shape[0]
-        n_points = c0.shape[0] * n1 * n2
+        n_points = c0.shape[0] * c1.shape[0] * c2.shape[0]
         tail = min(TAIL, steps)
         buf = np.zeros(ROWS * L, np.int64)
         real = buf.view(np.float64)
@@ -144,18 +144,8 @@ def _build(activation, width, n_data, minibatch, lanes):
                     if not active[k] and next_point < n_points:
                         p = next_point
                         next_point += 1
-                        i2 = p % n2
-                        i1 = (p // n2) % n1
-                        i0 = p // (n1 * n2)
                         for slot in range(3):
-                            v = params[slot]
-                            if slots[0, slot]:
-                                v = c0[i0]
-                            if slots[1, slot]:
-                                v = c1[i1]
-                            if slots[2, slot]:
-                                v = c2[i2]
-                            real[(LR0 + slot) * L + k] = v
+                            real[(LR0 + slot) * L + k] = point_value(params, slots, c0, c1, c2, p, slot)
                         for i in range(n):
                             for j in range(n):
                                 real[(W0 + i * n + j) * L + k] = w0[i, j]
