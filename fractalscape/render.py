@@ -21,8 +21,11 @@ HOW = ("eq_hist", "log", "linear")
 LOAD_POINTS_MAX = 2**22
 
 
-def _plane(ds: xr.Dataset, x_range, y_range) -> tuple[xr.Dataset, dict]:
-    """The 2-D window to draw, with log axes replaced by their log10 (evenly spaced) values."""
+def plane(ds: xr.Dataset, x_range, y_range) -> tuple[xr.Dataset, dict]:
+    """The 2-D window of a map to draw, with log axes replaced by their log10 (evenly spaced) values.
+
+    Returns the windowed Dataset (lazy if ``ds`` is) and the axis labels.
+    """
     from fractalscape.errors import ConfigError
 
     dims = ds.escape_step.dims
@@ -60,7 +63,7 @@ def aggregate(ds: xr.Dataset, width: int, height: int, x_range=None, y_range=Non
     """
     import datashader as dsh
 
-    plane, labels = _plane(ds, x_range, y_range)
+    plane, labels = plane(ds, x_range, y_range)
     if plane.escape_step.size <= LOAD_POINTS_MAX:
         plane = plane.load()  # one pass over the blocks instead of one per layer
     xdim, ydim = plane.escape_step.dims

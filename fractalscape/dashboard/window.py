@@ -236,11 +236,11 @@ def _score_raster(ds: xr.Dataset, pixels, window: dict) -> xr.DataArray:
     """Mean ``score`` per pixel, on the pixels of :func:`fractalscape.render.aggregate`."""
     import datashader as dsh
 
-    from fractalscape.render import _plane  # the same window and log10 axes as aggregate
+    from fractalscape.render import plane  # the same window and log10 axes as aggregate()
 
-    plane, _ = _plane(ds, window.get("x_range"), window.get("y_range"))
-    xdim, ydim = plane.score.dims
-    layer = plane.score.transpose(ydim, xdim).rename({xdim: "x", ydim: "y"})
+    windowed, _ = plane(ds, window.get("x_range"), window.get("y_range"))
+    xdim, ydim = windowed.score.dims
+    layer = windowed.score.transpose(ydim, xdim).rename({xdim: "x", ydim: "y"})
     return dsh.Canvas(*pixels).raster(layer, agg="mean").compute()
 
 
