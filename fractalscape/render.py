@@ -63,15 +63,15 @@ def aggregate(ds: xr.Dataset, width: int, height: int, x_range=None, y_range=Non
     """
     import datashader as dsh
 
-    plane, labels = plane(ds, x_range, y_range)
-    if plane.escape_step.size <= LOAD_POINTS_MAX:
-        plane = plane.load()  # one pass over the blocks instead of one per layer
-    xdim, ydim = plane.escape_step.dims
-    diverged = plane.escape_step >= 0
+    window, labels = plane(ds, x_range, y_range)
+    if window.escape_step.size <= LOAD_POINTS_MAX:
+        window = window.load()  # one pass over the blocks instead of one per layer
+    xdim, ydim = window.escape_step.dims
+    diverged = window.escape_step >= 0
     layers = {
         "fraction_diverged": diverged.astype(np.float64),
-        "escape_step": plane.escape_step.where(diverged).astype(np.float64),
-        "log10_final_loss": np.log10(np.abs(plane.final_loss.where(~diverged)) + 1e-300),
+        "escape_step": window.escape_step.where(diverged).astype(np.float64),
+        "log10_final_loss": np.log10(np.abs(window.final_loss.where(~diverged)) + 1e-300),
     }
     canvas = dsh.Canvas(plot_width=width, plot_height=height)
     rasters = {
