@@ -88,7 +88,7 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
         with compute_on(scheduler, workers):
             info = write_map(ds, out_dir, progress=progress)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished blocks are kept; run the same command to resume", err=True)
+        click.echo("\ninterrupted: finished blocks are kept; run the same command to resume", err=True)
         sys.exit(130)
     stored = open_map(out_dir)
     plot_start = time.perf_counter()

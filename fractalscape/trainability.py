@@ -223,14 +223,12 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         "diverged": (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"})
     }
     data_vars.update({name: (grid.names, readouts[name], {"description": DESCRIPTIONS[name]}) for name in dtype.names})
-    coord_vars = {
-        a.name: (a.name, a.values() if a.num <= INDEXED_AXIS_MAX else coords[a.name], {"scale": a.scale})
-        for a in grid.axes
-    }
-    indexed = {a.name for a in grid.axes if a.num <= INDEXED_AXIS_MAX}
-    coordinates = xr.Coordinates(
-        {k: v for k, v in coord_vars.items() if k not in indexed}, indexes={}
-    ).merge(xr.Coordinates({k: v for k, v in coord_vars.items() if k in indexed})).coords
+    # Axes small enough to hold in memory get an index (ds.sel works); longer ones stay lazy.
+    indexed = {a.name: (a.name, a.values(), {"scale": a.scale}) for a in grid.axes if a.num <= INDEXED_AXIS_MAX}
+    lazy = xr.Coordinates(
+        {a.name: (a.name, coords[a.name], {"scale": a.scale}) for a in grid.axes if a.num > INDEXED_AXIS_MAX},
+        indexes={},
+    )
     attrs = {
         "fractalscape_version": __version__,
         **model_attrs,
@@ -239,4 +237,4 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         "precision": precision,
         "config": config_json,
     }
-    return xr.Dataset(data_vars, coords=coordinates, attrs=attrs)
+    return xr.Dataset(data_vars, coords=indexed, attrs=attrs).assign_coords(lazy)
