@@ -82,6 +82,19 @@ CASES = [
         fs.landscape("cosine-multi", deltas=[0.2, 0.05], wavelengths=[0.1, 0.37]),
         [fs.Axis("delta_1", 0.0, 0.5, 21, chunk=6), fs.Axis("lr", 0.5, 1.5, 19)], {}, id="multi-delta1-lr",
     ),
+    # Thresholds among the losses the orbits visit: the kernels' cheap bound
+    # (sum of squares against a level below the threshold) is inconclusive
+    # on many steps, and the exact loss must decide each of them.
+    pytest.param(
+        fs.landscape("cosine-additive", delta=0.2, wavelength=0.1),
+        [fs.Axis("lr", 0.0, 1.5, 61, chunk=17), fs.Axis("x0", 0.6, 1.3, 43, chunk=10)],
+        {"threshold": 1.1}, id="additive-threshold-among-losses",
+    ),
+    pytest.param(
+        fs.landscape("cosine-multi", dim=2, deltas=[0.3, 0.05], wavelengths=[0.1, 0.37]),
+        [fs.Axis("lr", 0.0, 1.5, 45, chunk=16), fs.Axis("x0", 0.3, 1.0, 31, chunk=8)],
+        {"threshold": 1.3}, id="multi-2d-threshold-among-losses",
+    ),
 ]
 
 

@@ -1,11 +1,13 @@
 """Each landscape's gradient against central finite differences, and user landscapes."""
 
+import math
+
 import numba
 import numpy as np
 import pytest
 
 import fractalscape as fs
-from fractalscape.trig import LIBM
+from fractalscape.trig import LIBM, get_trig
 
 LANDSCAPES = [
     fs.landscape("quadratic"),
@@ -19,11 +21,19 @@ LANDSCAPES = [
 ]
 
 
+def _prepared_theta(land, functions, lanes=1):
+    theta = np.repeat(land.theta_vector().reshape(-1, 1), lanes, axis=1)
+    for j in range(lanes):
+        functions.prepare(theta, j)
+    return theta
+
+
 @pytest.mark.parametrize("land", LANDSCAPES, ids=repr)
 def test_gradient_matches_finite_differences(land):
-    loss, grad = land.functions(LIBM)
+    functions = land.functions(LIBM)
+    loss, grad = functions.loss, functions.grad
     rng = np.random.default_rng(1)
-    theta = land.theta_vector().reshape(-1, 1)
+    theta = _prepared_theta(land, functions)
     h = 1e-6
     for _ in range(20):
         x = rng.uniform(-1.5, 1.5, (land.dim, 1))
@@ -44,9 +54,51 @@ def test_loss_values_match_their_formulas():
     s, c = 0.3**2 + 1.1**2, np.cos(k * 0.3) + np.cos(k * -1.1)
     add = fs.landscape("cosine-additive", dim=2, delta=0.3, wavelength=0.7)
     mul = fs.landscape("cosine-multiplicative", dim=2, delta=0.3, wavelength=0.7)
-    theta = add.theta_vector().reshape(-1, 1)
-    assert add.functions(LIBM)[0](x, theta, 0) == pytest.approx(s + 0.3 * c, rel=1e-14)
-    assert mul.functions(LIBM)[0](x, theta, 0) == pytest.approx(s * (1 + 0.3 * c), rel=1e-14)
+    theta = _prepared_theta(add, add.functions(LIBM))
+    assert add.functions(LIBM).loss(x, theta, 0) == pytest.approx(s + 0.3 * c, rel=1e-14)
+    assert mul.functions(LIBM).loss(x, theta, 0) == pytest.approx(s * (1 + 0.3 * c), rel=1e-14)
+
+
+@pytest.mark.parametrize("precision", ["libm", "fast"])
+@pytest.mark.parametrize("land", LANDSCAPES, ids=repr)
+def test_bound_below_level_guarantees_loss_below_threshold(land, precision):
+    # The kernels skip the loss wherever bound(x) <= level: that must imply loss(x) <= threshold,
+    # here on states whose loss lies within a few ulp to a few ripples of the threshold.
+    functions = land.functions(get_trig(precision))
+    rng = np.random.default_rng(2)
+    lanes = 20_000
+    theta = _prepared_theta(land, functions, lanes)
+    x = np.empty((land.dim, lanes))
+    level, bound, loss = np.empty(lanes), np.empty(lanes), np.empty(lanes)
+    ripples = land.dim * sum(abs(v) for k, v in land.params.items() if k.startswith("delta"))
+    for threshold in (1.0, 37.5, 1e8, 3e15):
+        # Sums of squares around threshold - ripples (where the bound starts to decide), give or
+        # take a few ulp to a few percent of the threshold.
+        direction = rng.normal(size=(land.dim, lanes))
+        direction /= np.sqrt((direction**2).sum(axis=0))
+        eps = rng.choice([1e-16, 1e-12, 1e-6, 1e-3, 0.05], lanes) * rng.uniform(-1, 1, lanes)
+        if land.name == "cosine-multiplicative":  # its ripples scale with the loss
+            squares = threshold * (1 + eps) * (1 + ripples * rng.uniform(-1, 1, lanes))
+        else:
+            squares = threshold * (1 + eps) - ripples * rng.uniform(0.5, 1.5, lanes)
+        x[:] = direction * np.sqrt(np.maximum(squares, 0.0))
+        for j in range(lanes):
+            level[j] = functions.level(x, theta, j, threshold)
+            bound[j] = functions.bound(x, theta, j)
+            loss[j] = functions.loss(x, theta, j)
+        skipped = bound <= level
+        # The bound is not so loose that it decides nothing near the threshold.
+        assert 0.2 < skipped.mean() < 0.8
+        assert (loss[skipped] <= threshold).all()
+
+
+def test_bound_is_nan_where_the_loss_is():
+    land = fs.landscape("cosine-additive", delta=0.2, wavelength=0.1)
+    functions = land.functions(get_trig("fast"))
+    theta = _prepared_theta(land, functions)
+    for value in (2.0**50, np.inf, np.nan):  # the fast trig is NaN beyond 2**50 / k
+        x = np.array([[value]])
+        assert math.isnan(functions.loss(x, theta, 0)) and math.isnan(functions.bound(x, theta, 0))
 
 
 @numba.njit

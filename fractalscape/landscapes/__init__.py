@@ -4,10 +4,21 @@ from fractalscape.landscapes import cosine  # noqa: F401  (registers the cosine 
 from fractalscape.landscapes.base import (
     REGISTRY,
     Family,
+    LaneKernels,
     Landscape,
     define_landscape,
     get_family,
     landscape,
+    lane_kernels,
 )
 
-__all__ = ["REGISTRY", "Family", "Landscape", "define_landscape", "get_family", "landscape"]
+__all__ = [
+    "REGISTRY",
+    "Family",
+    "LaneKernels",
+    "Landscape",
+    "define_landscape",
+    "get_family",
+    "landscape",
+    "lane_kernels",
+]

@@ -1,17 +1,30 @@
 """Loss landscapes: a family of numba loss/gradient pairs, and a registry of families.
 
 A landscape family is a *builder*: given a :class:`~fractalscape.trig.Trig`,
-it returns two numba-compiled functions that evaluate one grid point, *lane*
-``j``, of a batch of points held side by side::
+it returns :class:`LaneKernels`, numba-compiled functions that evaluate one
+grid point, *lane* ``j``, of a batch of points held side by side::
 
-    loss(x, theta, j) -> float           # x: (dim, lanes), theta: (n_params, lanes)
-    grad(x, theta, j, out) -> None       # writes d loss / d x[:, j] into out[:, j]
+    loss(x, theta, j) -> float             # x: (dim, lanes), theta: (n_params, lanes)
+    grad(x, theta, j, out) -> None         # writes d loss / d x[:, j] into out[:, j]
+    prepare(theta, j) -> None              # once per point: parameters -> per-point constants
+    bound(x, theta, j) -> float            # cheap: the loss is <= threshold where ...
+    level(x, theta, j, threshold) -> float # ... bound(x, theta, j) <= level (x only for its shape)
 
 Coordinate ``i`` of point ``j`` is ``x[i, j]``; its parameter ``p`` is
-``theta[p, j]``. The GD drivers (:mod:`fractalscape.gd`) inline both into
-their loops: one lane at a time, or many in lock-step so the compiler can
-vectorize across points. A :class:`Landscape` is a family with concrete
-parameter values and a dimension.
+``theta[p, j]``. All but ``prepare`` see ``theta`` after ``prepare`` (the
+cosine families turn a wavelength into ``2*pi / wavelength`` there, so no GD
+step divides). The GD kernel (:mod:`fractalscape.gd`) inlines them into one
+loop over many points in lock-step, which the compiler vectorizes. A step
+tests ``bound(x) <= level`` (``level`` is computed once per point); only
+where that fails, a point that diverges or one whose loss is near the
+threshold, and at a point's last step does the kernel evaluate ``loss``. So
+a landscape whose gradient does not need its loss (Liu's additive one: the
+gradient needs ``sin``, the loss ``cos``) skips the loss on almost every
+step, and the labels are still exactly those of testing the loss at every
+step. ``prepare``, ``bound`` and ``level`` are optional (:func:`lane_kernels`:
+the default bound is the loss, the default level the threshold). A
+:class:`Landscape` is a family with concrete parameter values and a
+dimension.
 """
 
 from __future__ import annotations
@@ -20,14 +33,58 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
+from numba import njit
 
 from fractalscape.errors import ConfigError, check_finite
 from fractalscape.trig import Trig
 
-Builder = Callable[[Trig], tuple[Callable, Callable]]
+
+class LaneKernels(NamedTuple):
+    """A landscape's numba functions over lanes (see the module docstring); build with :func:`lane_kernels`."""
+
+    loss: Callable
+    grad: Callable
+    prepare: Callable
+    bound: Callable
+    level: Callable
+
+
+@njit(nogil=True, inline="always")
+def _no_constants(theta, j):
+    return None
+
+
+@njit(nogil=True, inline="always")
+def _the_threshold(x, theta, j, threshold):
+    return threshold
+
+
+def lane_kernels(loss, grad, prepare=None, bound=None, level=None) -> LaneKernels:
+    """:class:`LaneKernels` from ``loss`` and ``grad``; by default ``prepare`` does nothing
+    (``theta`` as given), ``bound`` is the loss and ``level`` the threshold.
+
+    Examples
+    --------
+    >>> import numba
+    >>> @numba.njit
+    ... def loss(x, theta, j):
+    ...     return x[0, j] ** 2
+    >>> @numba.njit
+    ... def grad(x, theta, j, out):
+    ...     out[0, j] = 2.0 * x[0, j]
+    >>> functions = lane_kernels(loss, grad)
+    >>> functions.bound(np.array([[3.0]]), np.zeros((0, 1)), 0), functions.level(np.zeros((1, 1)), np.zeros((0, 1)), 0, 1e8)
+    (9.0, 100000000.0)
+    """
+    if (bound is None) != (level is None):
+        raise TypeError("lane_kernels: give both bound and level, or neither")
+    return LaneKernels(loss, grad, prepare or _no_constants, bound or loss, level or _the_threshold)
+
+
+Builder = Callable[[Trig], LaneKernels]
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +98,7 @@ class Family:
     formula : str
         The loss in plain text, shown in reprs and docs.
     build : callable
-        ``build(trig) -> (loss, grad)``: numba functions, see the module docstring.
+        ``build(trig) -> LaneKernels``: numba functions, see the module docstring.
     defaults : mapping
         Scalar parameters (the entries of ``theta``, in order) and their default values.
     parse : callable, optional
@@ -76,8 +133,8 @@ def _unpickle_family(name: str, *fields) -> Family:
 
 
 @lru_cache(maxsize=None)
-def kernels(family: Family, trig: Trig) -> tuple[Callable, Callable]:
-    """The family's ``(loss, grad)`` for one trig implementation, built once per process."""
+def kernels(family: Family, trig: Trig) -> LaneKernels:
+    """The family's :class:`LaneKernels` for one trig implementation, built once per process."""
     return family.build(trig)
 
 
@@ -117,8 +174,8 @@ class Landscape:
     def theta_vector(self) -> np.ndarray:
         return np.array([v for _, v in self.theta], dtype=np.float64)
 
-    def functions(self, trig: Trig) -> tuple[Callable, Callable]:
-        """The compiled ``(loss, grad)`` pair for ``trig``."""
+    def functions(self, trig: Trig) -> LaneKernels:
+        """The compiled :class:`LaneKernels` for ``trig``."""
         return kernels(self.family, trig)
 
     def to_dict(self) -> dict:
@@ -207,4 +264,5 @@ def define_landscape(name: str, loss, grad, *, params: Mapping[str, float] = (),
     >>> landscape("doc-quartic", a=2.0)
     Landscape('doc-quartic', dim=1, a=2.0)
     """
-    return register(Family(name, formula or f"user landscape {name}", lambda trig: (loss, grad), dict(params)))
+    functions = lane_kernels(loss, grad)
+    return register(Family(name, formula or f"user landscape {name}", lambda trig: functions, dict(params)))

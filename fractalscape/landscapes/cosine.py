@@ -15,7 +15,18 @@ non-convexity" (arXiv 2406.13971): the additive boundary turns fractal when
 the roughness ``delta / wavelength**2`` passes ``1 / (2 pi**2)``.
 
 The arithmetic below is the definition the NumPy reference in the tests
-mirrors operation for operation, so both give bit-identical orbits.
+mirrors operation for operation, so both give bit-identical orbits. Each
+point's ``k = 2*pi / wavelength`` is computed once (``prepare`` stores it in
+place of the wavelength), the same double the reference computes.
+
+Divergence tests need only a bound on the loss: every ``cos`` lies in
+``[-1, 1]``, so an additive loss is at most ``sum_i x_i**2 + r`` with
+``r = sum_j |delta_j| * d``, and it is below the threshold wherever
+``sum_i x_i**2`` is below ``threshold - r`` less a few ulp of the threshold
+(the slack covers the roundings of the loss's own sums: rounding is
+monotone, so they cannot cross it). The additive gradient needs ``sin``
+alone, so a GD step there costs no ``cos``. The multiplicative gradient
+needs the ``cos`` sum anyway, and its loss comes with it.
 """
 
 from __future__ import annotations
@@ -26,9 +37,13 @@ from functools import partial
 from numba import njit
 
 from fractalscape.errors import ConfigError, check_finite
-from fractalscape.landscapes.base import Family, register, scalar_theta
+from fractalscape.landscapes.base import Family, lane_kernels, register, scalar_theta
 
 TWO_PI = 2.0 * math.pi
+#: Ripple amplitude bound: a little over 1 per cosine, in case a cos rounds a few ulp past 1.
+_COS_BOUND = 1.0 + 2.0**-40
+#: Relative slack of a level below the threshold: 16 ulp, for the roundings of up to ~14 ripple terms.
+_SLACK = 2.0**-48
 
 
 def _quadratic(trig):
@@ -44,7 +59,41 @@ def _quadratic(trig):
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j]
 
-    return loss, grad
+    return lane_kernels(loss, grad)
+
+
+@njit(nogil=True, inline="always")
+def _wavenumber(theta, j):
+    """theta rows ``delta, wavelength`` -> ``delta, k``."""
+    theta[1, j] = TWO_PI / theta[1, j]
+
+
+@njit(nogil=True, inline="always")
+def _squares(x, j):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i, j] * x[i, j]
+    return s
+
+
+@njit(nogil=True, inline="always")
+def _level(threshold, amplitude, dim):
+    """Where ``sum_i x_i**2`` below it guarantees a loss below ``threshold`` (ripples ``amplitude * cos``)."""
+    radius = amplitude * (dim * _COS_BOUND)
+    return (threshold - radius) - (abs(threshold) + radius) * _SLACK
+
+
+@njit(nogil=True, inline="always")
+def _nan_where_ripples_are(sin, x, j, k):
+    """0, or NaN where a ``cos(k x_i)`` is NaN (fast trig: ``|k x_i| >= 2**50``), so the loss is.
+
+    It takes the ``sin`` of the arguments the gradient takes it of: the
+    compiler computes it once, and ``sin`` is NaN exactly where ``cos`` is.
+    """
+    nan = 0.0
+    for i in range(x.shape[0]):
+        nan += 0.0 * sin(k * x[i, j])
+    return nan
 
 
 def _squares_and_ripples(cos):
@@ -67,51 +116,74 @@ def _additive(trig):
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
-        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        delta, k = theta[0, j], theta[1, j]
         s, c = sums(x, j, k)
         return s + delta * c
 
     @njit(nogil=True, inline="always")
     def grad(x, theta, j, out):
-        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        delta, k = theta[0, j], theta[1, j]
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j] - delta * k * sin(k * x[i, j])
 
-    return loss, grad
+    @njit(nogil=True, inline="always")
+    def bound(x, theta, j):
+        return _squares(x, j) + _nan_where_ripples_are(sin, x, j, theta[1, j])
+
+    @njit(nogil=True, inline="always")
+    def level(x, theta, j, threshold):
+        return _level(threshold, abs(theta[0, j]), x.shape[0])
+
+    return lane_kernels(loss, grad, _wavenumber, bound, level)
 
 
 def _multiplicative(trig):
-    sin, sums = trig.sin, _squares_and_ripples(trig.cos)
+    # The gradient needs sin and cos of the same arguments: both from sincos.
+    sincos = trig.sincos
+
+    @njit(nogil=True, inline="always")
+    def cos(x):
+        return sincos(x)[1]
+
+    @njit(nogil=True, inline="always")
+    def sin(x):
+        return sincos(x)[0]
+
+    sums = _squares_and_ripples(cos)
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
-        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        delta, k = theta[0, j], theta[1, j]
         s, c = sums(x, j, k)
         return s * (1.0 + delta * c)
 
     @njit(nogil=True, inline="always")
     def grad(x, theta, j, out):
-        delta, k = theta[0, j], TWO_PI / theta[1, j]
+        delta, k = theta[0, j], theta[1, j]
         s, c = sums(x, j, k)
         ripple = 1.0 + delta * c
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j] * ripple - s * delta * k * sin(k * x[i, j])
 
-    return loss, grad
+    return lane_kernels(loss, grad, _wavenumber)
 
 
 def _multi(trig):
     cos, sin = trig.cos, trig.sin
 
-    # theta rows: delta_0, ..., delta_{m-1}, wavelength_0, ..., wavelength_{m-1}
+    # theta rows: delta_0, ..., delta_{m-1}, wavelength_0, ..., wavelength_{m-1} (k_0, ... once prepared)
+    @njit(nogil=True, inline="always")
+    def prepare(theta, j):
+        m = theta.shape[0] // 2
+        for t in range(m, 2 * m):
+            theta[t, j] = TWO_PI / theta[t, j]
+
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
         m = theta.shape[0] // 2
-        s = 0.0
-        for i in range(x.shape[0]):
-            s += x[i, j] * x[i, j]
+        s = _squares(x, j)
         for t in range(m):
-            k = TWO_PI / theta[m + t, j]
+            k = theta[m + t, j]
             c = 0.0
             for i in range(x.shape[0]):
                 c += cos(k * x[i, j])
@@ -124,11 +196,27 @@ def _multi(trig):
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j]
         for t in range(m):
-            k = TWO_PI / theta[m + t, j]
+            k = theta[m + t, j]
             for i in range(x.shape[0]):
                 out[i, j] -= theta[t, j] * k * sin(k * x[i, j])
 
-    return loss, grad
+    @njit(nogil=True, inline="always")
+    def bound(x, theta, j):
+        m = theta.shape[0] // 2
+        s = _squares(x, j)
+        for t in range(m):
+            s += _nan_where_ripples_are(sin, x, j, theta[m + t, j])
+        return s
+
+    @njit(nogil=True, inline="always")
+    def level(x, theta, j, threshold):
+        m = theta.shape[0] // 2
+        amplitude = 0.0
+        for t in range(m):
+            amplitude += abs(theta[t, j])
+        return _level(threshold, amplitude, x.shape[0])
+
+    return lane_kernels(loss, grad, prepare, bound, level)
 
 
 RIPPLE_DEFAULTS = {"delta": 0.2, "wavelength": 0.1}
