@@ -233,7 +233,17 @@ def landscape(name: str, *, dim: int = 1, **params) -> Landscape:
     return Landscape(family, tuple(family.theta(params).items()), int(dim))
 
 
-def define_landscape(name: str, loss, grad, *, params: Mapping[str, float] = (), formula: str = "") -> Family:
+def define_landscape(
+    name: str,
+    loss,
+    grad,
+    *,
+    params: Mapping[str, float] = (),
+    formula: str = "",
+    prepare=None,
+    bound=None,
+    level=None,
+) -> Family:
     """Register a user landscape from numba-compiled ``loss`` and ``grad``.
 
     Parameters
@@ -250,6 +260,12 @@ def define_landscape(name: str, loss, grad, *, params: Mapping[str, float] = (),
         Parameter names (each can become a grid axis) and defaults.
     formula : str
         The loss in words, for reprs and provenance.
+    prepare, bound, level : numba functions, optional
+        Speed-ups, see the module docstring: ``prepare(theta, j)`` turns a
+        point's parameters into constants once; ``bound(x, theta, j) <=
+        level(x, theta, j, threshold)`` must imply ``loss <= threshold``, so
+        that the kernel can skip ``loss`` on most steps (give both or
+        neither).
 
     Examples
     --------
@@ -264,5 +280,5 @@ def define_landscape(name: str, loss, grad, *, params: Mapping[str, float] = (),
     >>> landscape("doc-quartic", a=2.0)
     Landscape('doc-quartic', dim=1, a=2.0)
     """
-    functions = lane_kernels(loss, grad)
+    functions = lane_kernels(loss, grad, prepare, bound, level)
     return register(Family(name, formula or f"user landscape {name}", lambda trig: functions, dict(params)))
