@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_kernels.py                  # kernels, < 2 minutes
     python benchmarks/bench_kernels.py --labels         # fast vs libm on the liu presets (2**20 + 1)
-    python benchmarks/bench_kernels.py --full 26        # liu-additive at 2**26 + 1 through trainability()
+    python benchmarks/bench_kernels.py --full 26        # the liu presets at 2**26 + 1 through trainability()
 
 A GD step is one update of one grid point; a point that escapes at step
 ``e`` costs ``e`` steps, one that never escapes ``steps`` (the cycle exit
@@ -142,9 +142,11 @@ def bench_kernels(num: int, repeats: int) -> None:
             print(f"{case:24s} {label:22s} {rate:12.3e} {rate / base:9.1f} {steps_taken(escape) / cpu_seconds:12.3e}")
 
 
-def preset_map(name: str, num: int, precision: str, chunk: int = 2**16):
+def preset_map(name: str, num: int, precision: str, chunk: int = 2**16, dim: int = 1):
     land = fs.load_config(name).model
-    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, num, chunk=chunk)])
+    if dim > 1:
+        land = fs.landscape(land.name, dim=dim, **land.params)
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, num, chunk=min(chunk, num))])
     return fs.trainability(land, grid, x0=1.0, steps=STEPS, threshold=THRESHOLD, precision=precision)
 
 
@@ -170,19 +172,29 @@ def bench_labels(n: int) -> None:
 
 
 def bench_full(n: int) -> None:
-    num = 2**n + 1
-    with dask.config.set(scheduler="threads", num_workers=2):
-        preset_map("liu-additive", 2**16 + 1, "fast").diverged.compute()  # warm-up
-        start, start_cpu = time.perf_counter(), time.process_time()
-        ds = preset_map("liu-additive", num, "fast", chunk=2**20)
-        escape = ds.escape_step.compute()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
-    steps = steps_taken(escape.values)
-    print(f"liu-additive, precision='fast', {num} points through trainability().compute() on 2 threads:")
-    print(f"  {seconds:.1f} s, {steps:.3e} GD steps, {steps / seconds:.3e} steps/s")
-    print(f"  {cpu_seconds:.1f} CPU s ({cpu_seconds / seconds:.2f} cores busy on average), "
-          f"{steps / cpu_seconds:.3e} steps per CPU second; load average {os.getloadavg()[0]:.1f}")
-    print(f"  Liu's full experiment (2**32 + 1 points): about {seconds * (2**32 + 1) / num / 60:.0f} min")
+    """liu-additive at 2**n + 1 points, then its multiplicative and dim = 2 variants at 2**(n-2) + 1."""
+    print(f"precision='fast', trainability().compute() on 2 threads, chunks of 2**20; load average "
+          f"{os.getloadavg()[0]:.1f} before")
+    rates = {}
+    for label, name, points, dim in (
+        ("liu-additive", "liu-additive", 2**n + 1, 1),
+        ("liu-multiplicative", "liu-multiplicative", 2 ** (n - 2) + 1, 1),
+        ("liu-additive, dim = 2", "liu-additive", 2 ** (n - 2) + 1, 2),
+    ):
+        with dask.config.set(scheduler="threads", num_workers=2):
+            preset_map(name, 2**16 + 1, "fast", dim=dim).diverged.compute()  # warm-up: compile
+            start, start_cpu = time.perf_counter(), time.process_time()
+            escape = preset_map(name, points, "fast", chunk=2**20, dim=dim).escape_step.compute()
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+        steps = steps_taken(escape.values)
+        rates[label] = steps / seconds
+        print(f"{label}: {points} points, {seconds:.1f} s, {steps:.3e} GD steps, {steps / seconds:.3e} steps/s, "
+              f"{cpu_seconds / seconds:.2f} cores busy, {steps / cpu_seconds:.3e} steps per CPU s, "
+              f"{rates['liu-additive'] / rates[label]:.2f}x the time per step of liu-additive")
+        if label == "liu-additive":
+            print(f"  Liu's full experiment (2**32 + 1 points) at this rate: about "
+                  f"{seconds * (2**32 + 1) / points / 60:.0f} min")
+    print(f"load average {os.getloadavg()[0]:.1f} after")
 
 
 def main() -> None:
@@ -190,7 +202,9 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=2**14 + 1, help="learning rates per kernel run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--labels", action="store_true", help="compare fast and libm maps on the liu presets")
-    parser.add_argument("--full", type=int, metavar="N", help="time liu-additive at 2**N + 1 points")
+    parser.add_argument(
+        "--full", type=int, metavar="N", help="time liu-additive at 2**N + 1 points, its variants at 2**(N-2) + 1"
+    )
     args = parser.parse_args()
     print(machine())
     if args.labels:
