@@ -194,6 +194,11 @@ def bench_full(n: int) -> None:
         if label == "liu-additive":
             print(f"  Liu's full experiment (2**32 + 1 points) at this rate: about "
                   f"{seconds * (2**32 + 1) / points / 60:.0f} min")
+    lr = np.linspace(0.0, 1.5, 2**16 + 1)
+    numpy_seconds, _, escape = timed(lambda: numpy_gd("cosine-additive", lr, 1), 1)
+    numpy_rate = steps_taken(escape) / numpy_seconds
+    print(f"NumPy (masked, one core, 2**16 + 1 points of liu-additive): {numpy_rate:.3e} steps/s; "
+          f"liu-additive through trainability() is {rates['liu-additive'] / numpy_rate:.1f}x that")
     print(f"load average {os.getloadavg()[0]:.1f} after")
 
 
