@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import network_reference as ref
 from fractalscape.errors import ConfigError
 from fractalscape.networks import DEFAULT_THRESHOLD, NetworkModel, network_map
 from fractalscape.networks.activations import fast_tanh
+from fractalscape.networks.kernels import block_kernel
 
 WIDTH = 3
 LR = np.logspace(-1.0, 2.5, 7)
@@ -45,6 +47,19 @@ def test_fast_tanh_within_two_ulp_of_libm():
     assert np.mean(ulp <= 1.0) > 0.99
     assert [fast_tanh(v) for v in (np.inf, -np.inf, 0.0, 30.0)] == [1.0, -1.0, 0.0, 1.0]
     assert math.copysign(1.0, fast_tanh(-0.0)) == -1.0 and math.isnan(fast_tanh(np.nan))
+
+
+@pytest.mark.parametrize("data", ["full", "minibatch"])
+def test_fast_kernel_loops_are_vectorized(data):
+    # A lane loop LLVM cannot vectorize (an alias it cannot rule out, a branch, a
+    # runtime alias check in a loop too short for one) runs several times slower:
+    # fast_tanh's fused multiply-adds and the products must come out as vectors.
+    model = NetworkModel("tanh", width=8, data=data, batch_size=4)
+    model.run_block({}, [("lr_W0", LR[:2]), ("lr_W1", LR[:2])], 2, DEFAULT_THRESHOLD, "fast")
+    kernel = block_kernel("tanh", "fast", model.width, model.n_data, data == "minibatch")
+    llvm = "".join(kernel.inspect_llvm().values())
+    assert re.search(r"@llvm\.fma\.v\d+f64", llvm)
+    assert re.search(r"fmul <\d+ x double>", llvm) and re.search(r"fdiv <\d+ x double>", llvm)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "identity"])
