@@ -118,7 +118,10 @@ def test_a_view_without_boundary_reports_why_it_has_no_dimension():
 
 def test_explorer_exports_its_window_without_a_server():
     explorer = Explorer(open_source(CONFIG), 40, 30)
+    # The PNG export waits for a picture (enabled only once the first view is shown).
+    assert explorer.png.disabled or explorer.result is not None
     _wait_for_result(explorer)
+    assert not explorer.png.disabled
     explorer.export_points.value = 401
     explorer.request([(0.5, 0.75), (0.0, 0.25)])
     _wait_for_result(explorer)
@@ -220,6 +223,19 @@ def test_zoom_recomputes_the_window_in_a_browser(browser, tmp_path, capsys):
         cfg = fs.load_config(tomllib.loads(download.value.path().read_text()))
         assert [(a.start, a.stop) for a in cfg.grid.axes] == [window["lr"], window["x0"]]
         assert cfg.descent["steps"] == 100
+
+        with page.expect_download() as download:
+            page.get_by_text("PNG of this view").click()
+        from PIL import Image
+
+        png = download.value.path().read_bytes()
+        assert Image.open(io.BytesIO(png)).size == (200, 150) and _colours(png) > 50
+
+        page.get_by_text("reset view").click()
+        _wait_until(lambda: _window(page) == {"lr": (0.0, 1.5), "x0": (-2.0, 2.0)}
+                    and page.locator(".fs-status pre").inner_text() == "done", "the reset view")
+        assert page.locator(".fs-dimension pre").inner_text() == dimension_before
         assert errors == []
+        page.close()  # before the server stops, so no websocket write is left in flight
     finally:
         server.stop()

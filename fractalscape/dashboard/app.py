@@ -191,8 +191,9 @@ class Explorer:
         self.reset.on_click(lambda _event: self.reset_view())
         self.export_points = pn.widgets.IntInput(
             label=f"export: points along {self.axes[0].name}", value=self.axes[0].num, start=2, width=200)
+        # Disabled until the first view is drawn: there is no picture to export before.
         self.png = pn.widgets.FileDownload(callback=self.png_bytes, filename="fractalscape-view.png",
-                                           label="PNG of this view", color="success")
+                                           label="PNG of this view", color="success", disabled=True)
         self.toml = pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.window_toml().encode()),
                                             filename="fractalscape-window.toml",
                                             label="config of this window (TOML)", color="success")
@@ -291,6 +292,7 @@ class Explorer:
             self.status.object = f"error: {error}"
             return
         self.result = result
+        self.png.disabled = False
         self._redraw()
         self.window.object = window_text(self.axes, result.view, result)
         self.status.object = "done"
@@ -334,6 +336,8 @@ class Explorer:
 
     def png_bytes(self) -> io.BytesIO:
         """PNG of the current view: the 2-D picture as shown, or the 1-D plot of its points."""
+        if self.result is None:
+            raise RuntimeError("no view has been drawn yet: export the PNG once the first picture is shown")
         buffer = io.BytesIO()
         if len(self.axes) == 2:
             from PIL import Image
