@@ -133,7 +133,9 @@ def _block_tasks(ds: xr.Dataset, out: Location) -> list:
     pending = []  # (block name, {variable: delayed block}, region)
     variables = list(ds.data_vars)
     first = ds[variables[0]].data
-    delayed = {name: ds[name].data.to_delayed() for name in variables}
+    # optimize_graph=False: optimized one by one, each variable's graph would fuse
+    # the shared GD kernel into its own chain, and every block would run it once per variable.
+    delayed = {name: ds[name].data.to_delayed(optimize_graph=False) for name in variables}
     offsets = [np.concatenate([[0], np.cumsum(c)]) for c in first.chunks]
     for index in np.ndindex(*first.numblocks):
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, index))

@@ -144,3 +144,24 @@ def test_output_to_an_fsspec_url_resumes_too(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "cli" / "summary.json").read_text())["points"] == 32 * 32
     assert (tmp_path / "cli" / "map.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_write_map_runs_each_blocks_kernel_once(tmp_path):
+    # The three stored variables share one GD task per block: graphs optimized variable
+    # by variable would fuse that task into each variable's chain and run it three times.
+    from dask.callbacks import Callback
+
+    ds = fs.open_config({
+        "landscape": {"name": "cosine-additive"},
+        "axis": [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 501, "chunk": 96}],
+    })
+    started = []
+
+    class KernelTasks(Callback):
+        def _pretask(self, key, dsk, state):
+            if "trainability-" in str(key[0] if isinstance(key, tuple) else key):
+                started.append(key)
+
+    with KernelTasks():
+        write_map(ds, tmp_path / "run")
+    assert len(started) == len(set(started)) == ds.diverged.data.numblocks[0] == 6
