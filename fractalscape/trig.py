@@ -143,6 +143,19 @@ _C6 = -1.13596475577881948265e-11
 
 
 @njit(nogil=True, inline="always")
+def _reduce(x, m, hi, mid, lo):
+    """``x + m * c`` as the double-double ``(y0, y1)``, for ``c = hi + mid + lo`` (pi/2 or pi as three doubles).
+
+    ``m`` is minus the nearest multiple; the first step is exact: both terms are
+    multiples of ``ulp(hi)`` (or finer) and the difference is below 2.
+    """
+    r = _fma(m, hi, x)
+    y0 = _fma(m, mid, r)
+    y1 = _fma(m, lo, _fma(m, mid, r - y0))
+    return y0, y1
+
+
+@njit(nogil=True, inline="always")
 def _sincos(x):
     """``(sin x, cos x)`` without a branch, so a loop over lanes vectorizes.
 
@@ -152,12 +165,7 @@ def _sincos(x):
     reducible = abs(x) < _LARGEST  # False for inf and NaN
     xr = x if reducible else 0.0  # keeps the float -> int conversion below in range
     n = _fma(xr, _INVPIO2, _ROUND) - _ROUND
-    m = -n
-    # x - n*pi/2 as the double-double y0 + y1. The first step is exact: both
-    # terms are multiples of ulp(pi/2 hi) and the difference is below 2.
-    r = _fma(m, _PIO2_HI, xr)
-    y0 = _fma(m, _PIO2_MID, r)
-    y1 = _fma(m, _PIO2_LO, _fma(m, _PIO2_MID, r - y0))
+    y0, y1 = _reduce(xr, -n, _PIO2_HI, _PIO2_MID, _PIO2_LO)  # x - n*pi/2
     z = y0 * y0
     v = z * y0
     p = _fma(z, _fma(z, _fma(z, _fma(z, _S6, _S5), _S4), _S3), _S2)
@@ -196,11 +204,8 @@ _U9 = -7.97255955009037868891952e-18
 def _fast_sin(x):
     """sin x alone: one reduction by pi and one polynomial, branch-free (see the module docstring)."""
     rounded = _fma(x, _INVPI, _ROUND)  # n + 1.5 * 2**52, n the multiple of pi nearest x
-    m = -(rounded - _ROUND)  # -n; -0.0 for n = 0, so that sin(-0.0) stays -0.0
-    # x - n*pi as the double-double y0 + y1, as in _sincos.
-    r = _fma(m, _PI_HI, x)
-    y0 = _fma(m, _PI_MID, r)
-    y1 = _fma(m, _PI_LO, _fma(m, _PI_MID, r - y0))
+    # x - n*pi; -n is -0.0 for n = 0, so that sin(-0.0) stays -0.0
+    y0, y1 = _reduce(x, -(rounded - _ROUND), _PI_HI, _PI_MID, _PI_LO)
     z = y0 * y0
     u = _fma(z, _fma(z, _fma(z, _fma(z, _fma(z, _fma(z, _fma(z, _fma(z, _U9, _U8), _U7), _U6), _U5), _U4), _U3), _U2), _U1)
     # sin(y0 + y1) = sin(y0) + y1 cos(y0), with cos(y0) ~ 1 - z/2.

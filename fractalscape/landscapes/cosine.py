@@ -49,10 +49,7 @@ _SLACK = 2.0**-48
 def _quadratic(trig):
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
-        s = 0.0
-        for i in range(x.shape[0]):
-            s += x[i, j] * x[i, j]
-        return s
+        return _squares(x, j)
 
     @njit(nogil=True, inline="always")
     def grad(x, theta, j, out):

@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple
 from numba import njit, types
 from numba.extending import intrinsic
 
-from fractalscape.trig import _fma
+from fractalscape.trig import _ROUND, _fma
 
 SQRT2 = math.sqrt(2.0)
 
@@ -57,10 +57,9 @@ _E = (
     0.0001984126985433077, 2.4801536409064087e-05, 2.7557280082684685e-06, 2.761379555451986e-07,
     2.509554598170022e-08,
 )  # fmt: skip
-# Adding 1.5 * 2**52 rounds a double below 2**51 to the nearest integer k, which is then
-# the low bits of the sum's bit pattern: adding _EXP_BIAS and shifting them into the exponent
-# field gives the bits of 2**k.
-_ROUND = 6755399441055744.0
+# Adding _ROUND (1.5 * 2**52) rounds a double below 2**51 to the nearest integer k, which is
+# then the low bits of the sum's bit pattern: adding _EXP_BIAS and shifting them into the
+# exponent field gives the bits of 2**k.
 _EXP_BIAS = 1023 - 0x4338000000000000
 
 
