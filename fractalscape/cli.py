@@ -29,27 +29,6 @@ def main():
     """Map where gradient descent trains and where it diverges."""
 
 
-def _apply_override(raw: dict, assignment: str) -> None:
-    import tomllib
-
-    key, sep, text = assignment.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--set takes KEY=VALUE (e.g. descent.steps=100 or axis.0.num=4097), got {assignment!r}")
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text
-    *parents, leaf = key.split(".")
-    node = raw
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) and part.isdigit() else node.setdefault(part, {})
-        if not isinstance(node, (dict, list)):
-            raise ConfigError(f"--set {key}: {part!r} is not a table")
-    if isinstance(node, list):
-        raise ConfigError(f"--set {key}: name a key inside the list entry, e.g. axis.0.num")
-    node[leaf] = value
-
-
 @main.command("map")
 @click.argument("config")
 @click.option("--out", "out_dir", required=True,
@@ -61,20 +40,12 @@ def _apply_override(raw: dict, assignment: str) -> None:
 @click.option("--workers", type=int, default=None, help="Compute on a LocalCluster of N worker processes.")
 def map_command(config, out_dir, overrides, progress, scheduler, workers):
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
-    import copy
-
     from fractalscape.cluster import compute_on
-    from fractalscape.config import load_config, read_config
+    from fractalscape.config import load_config, read_config, with_overrides
     from fractalscape.plot import plot_map
     from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_file, write_map, write_summary
 
-    raw = copy.deepcopy(read_config(config))
-    for assignment in overrides:
-        try:
-            _apply_override(raw, assignment)
-        except (IndexError, ValueError, TypeError, AttributeError) as err:
-            raise ConfigError(f"--set {assignment!r} does not fit the config: {err}") from None
-    cfg = load_config(raw)
+    cfg = load_config(with_overrides(read_config(config), overrides))
     ds = cfg.dataset()
     if progress is None:
         progress = sys.stderr.isatty()

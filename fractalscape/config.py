@@ -39,6 +39,7 @@ and its ``[descent]`` takes ``lr``, ``lr_W0``, ``lr_W1``, ``init_offset``
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import json
@@ -110,6 +111,45 @@ def read_config(source) -> dict:
     raise ConfigError(
         f"{source!r} is neither a config file nor a preset{hint}; presets: {', '.join(preset_names())}"
     )
+
+
+def _apply_override(raw: dict, assignment: str) -> None:
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set takes KEY=VALUE (e.g. descent.steps=100 or axis.0.num=4097), got {assignment!r}")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) and part.isdigit() else node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"--set {key}: {part!r} is not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"--set {key}: name a key inside the list entry, e.g. axis.0.num")
+    node[leaf] = value
+
+
+def with_overrides(raw: dict, assignments) -> dict:
+    """A deep copy of the raw config ``raw`` with ``KEY=VALUE`` assignments applied (``--set``).
+
+    Examples
+    --------
+    >>> raw = {"descent": {"steps": 10}, "axis": [{"name": "lr", "num": 3}]}
+    >>> with_overrides(raw, ["descent.steps=20", "axis.0.num=5"])
+    {'descent': {'steps': 20}, 'axis': [{'name': 'lr', 'num': 5}]}
+    >>> raw["descent"]["steps"]
+    10
+    """
+    raw = copy.deepcopy(raw)
+    for assignment in assignments:
+        try:
+            _apply_override(raw, assignment)
+        except (IndexError, ValueError, TypeError, AttributeError) as err:
+            raise ConfigError(f"--set {assignment!r} does not fit the config: {err}") from None
+    return raw
 
 
 def _table(raw: dict, key: str, kind: type):

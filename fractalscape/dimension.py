@@ -136,6 +136,9 @@ class DimensionResult:
     slopes : tuple of float
         For ``"median-slope"``, the local slopes whose median is the
         estimate; empty otherwise.
+    interval : tuple of float or None
+        A 95 % interval ``(low, high)`` for the dimension when one was
+        estimated (see docs/dimension.md), else None.
     """
 
     method: str
@@ -145,6 +148,7 @@ class DimensionResult:
     counts: tuple
     fit_range: tuple
     slopes: tuple = ()
+    interval: tuple | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict (nan becomes None).
