@@ -238,3 +238,46 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         "config": config_json,
     }
     return xr.Dataset(data_vars, coords=indexed, attrs=attrs).assign_coords(lazy)
+
+
+def run_points(source, coords, *, precision: str | None = None) -> np.ndarray:
+    """Readouts of a map's configuration at any coordinates, computed now (no dask, no store).
+
+    Parameters
+    ----------
+    source : xarray.Dataset, dict, path or str
+        A trainability map (its ``attrs["config"]``) or a config (see
+        :func:`fractalscape.load_config`).
+    coords : sequence of 1-D arrays
+        Coordinates along each of the config's axes, in its order; the points
+        are their outer product, as in a block of the map.
+    precision : {"libm", "fast"}, optional
+        Override the configuration's precision.
+
+    Returns
+    -------
+    ndarray of the model's readout dtype, shape ``tuple(len(c) for c in coords)``
+
+    Examples
+    --------
+    >>> import fractalscape as fs
+    >>> ds = fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0.0, 1.5, 7)]), steps=100)
+    >>> run_points(ds, [np.array([0.999, 1.001])])["escape_step"].tolist()
+    [-1, -1]
+    >>> run_points(ds, [np.array([1.5, 1.25])])["escape_step"].tolist()
+    [14, 23]
+    """
+    from fractalscape.config import config_of, load_config
+
+    cfg = load_config(config_of(source) if isinstance(source, xr.Dataset) else source)
+    settings = dict(cfg.descent)
+    if precision is not None:
+        get_trig(precision)
+        settings["precision"] = precision
+    if len(coords) != len(cfg.grid.axes):
+        raise ConfigError(
+            f"run_points needs one coordinate array per axis ({', '.join(cfg.grid.names)}), got {len(coords)}"
+        )
+    problem = _network_problem if isinstance(cfg.model, NetworkModel) else _landscape_problem
+    block = problem(cfg.model, cfg.grid, settings)[0]
+    return block(*[np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64) for c in coords])
