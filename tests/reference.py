@@ -1,8 +1,10 @@
 """An independent plain-NumPy gradient descent, the reference the numba kernels must match.
 
 It shares no code with fractalscape: the losses are written again from their
-formulas (Liu 2024), in the same order of floating-point operations as the
-numba landscapes, so orbits agree bit for bit. NumPy's float64 sin/cos are
+formulas in the order of floating-point operations of Liu's own code
+(``exp-0.jl``/``exp-1.jl`` in liuyz0/FractalBoundary: ``2*pi*x/wl`` is
+``(2*pi*x)/wl``, the ripple gradient ``2*pi*delta*sin(...)/wl`` left to right),
+the order of ``precision="libm"``, so orbits agree bit for bit. NumPy's float64 sin/cos are
 the C library's on this platform (checked in ``test_numpy_trig_is_libm``).
 """
 
@@ -15,12 +17,16 @@ import numpy as np
 TWO_PI = 2.0 * math.pi
 
 
-def _sums(x, k):
+def _phase(x, wl):
+    return TWO_PI * x / wl
+
+
+def _sums(x, wl):
     s = np.zeros(x.shape[1:])
     c = np.zeros(x.shape[1:])
     for i in range(x.shape[0]):
         s = s + x[i] * x[i]
-        c = c + np.cos(k * x[i])
+        c = c + np.cos(_phase(x[i], wl))
     return s, c
 
 
@@ -36,14 +42,14 @@ def loss_and_grad(name, x, theta):
             s = s + x[i] * x[i]
         return s, 2.0 * x
     if name == "cosine-additive":
-        delta, k = theta["delta"], TWO_PI / theta["wavelength"]
-        s, c = _sums(x, k)
-        return s + delta * c, 2.0 * x - delta * k * np.sin(k * x)
+        delta, wl = theta["delta"], theta["wavelength"]
+        s, c = _sums(x, wl)
+        return s + delta * c, 2.0 * x - TWO_PI * delta * np.sin(_phase(x, wl)) / wl
     if name == "cosine-multiplicative":
-        delta, k = theta["delta"], TWO_PI / theta["wavelength"]
-        s, c = _sums(x, k)
+        delta, wl = theta["delta"], theta["wavelength"]
+        s, c = _sums(x, wl)
         ripple = 1.0 + delta * c
-        return s * ripple, 2.0 * x * ripple - s * delta * k * np.sin(k * x)
+        return s * ripple, 2.0 * x * ripple - TWO_PI * s * delta * np.sin(_phase(x, wl)) / wl
     if name == "cosine-multi":
         m = len([key for key in theta if key.startswith("delta_")])
         s = np.zeros(x.shape[1:])
@@ -51,12 +57,12 @@ def loss_and_grad(name, x, theta):
             s = s + x[i] * x[i]
         g = 2.0 * x
         for t in range(m):
-            k = TWO_PI / theta[f"wavelength_{t}"]
+            wl = theta[f"wavelength_{t}"]
             c = np.zeros(x.shape[1:])
             for i in range(x.shape[0]):
-                c = c + np.cos(k * x[i])
+                c = c + np.cos(_phase(x[i], wl))
             s = s + theta[f"delta_{t}"] * c
-            g = g - theta[f"delta_{t}"] * k * np.sin(k * x)
+            g = g - TWO_PI * theta[f"delta_{t}"] * np.sin(_phase(x, wl)) / wl
         return s, g
     raise ValueError(name)
 

@@ -2,9 +2,17 @@
 
 import math
 
+import numpy as np
 import pytest
 
 import fractalscape as fs
+from reference import gradient_descent
+
+#: Liu's published dyadic boundary counts of the multiplicative landscape
+#: (delta 0.2, wavelength 0.1, x0 1, 1000 steps, threshold 1e8, lr in [0, 1.5]),
+#: levels 0..10: ``numB`` of ``exp-0-numB.mat`` in liuyz0/FractalBoundary
+#: (written by ``exp-0-analyze.py`` from the labels of ``exp-0.jl``).
+LIU_MULTIPLICATIVE_COUNTS = (1, 1, 1, 1, 3, 5, 7, 13, 21, 27, 57)
 
 
 def _lr_map(land, num, lo=0.0, hi=1.5, steps=1000):
@@ -20,11 +28,45 @@ def test_quadratic_has_one_boundary_point_and_dimension_zero():
     assert result.dimension == 0.0
 
 
-@pytest.mark.slow
-def test_liu_multiplicative_dimension_at_2_to_the_20():
+@pytest.fixture(scope="module")
+def liu_multiplicative():
+    return fs.open_config("liu-multiplicative").compute()
+
+
+def test_libm_reproduces_liu_published_counts(liu_multiplicative):
+    # 2^20 + 1 learning rates: levels k <= 20 sample it at stride 2^(20 - k), the
+    # same learning rates as Liu's 2^k + 1 grids (all exact in binary).
+    counts = fs.dimension(liu_multiplicative.diverged, "dyadic").counts
+    assert counts[: len(LIU_MULTIPLICATIVE_COUNTS)] == LIU_MULTIPLICATIVE_COUNTS
+
+
+def test_libm_levels_to_14_are_the_paper_order_numpy_loop(liu_multiplicative):
+    # Levels past the published ones: the plain NumPy GD in Liu's operation order
+    # (tests/reference.py) on the 2^14 + 1 learning rates of level 14.
+    lr = liu_multiplicative.lr.values[:: 2**6]
+    escape, _ = gradient_descent("cosine-multiplicative", {"delta": 0.2, "wavelength": 0.1}, lr[None, :],
+                                 np.ones((1, lr.size)), 1000, 1e8)
+    np.testing.assert_array_equal(liu_multiplicative.diverged.values[:: 2**6], escape >= 0)
+    reference = fs.dimension(escape >= 0, "dyadic").counts
+    assert fs.dimension(liu_multiplicative.diverged, "dyadic").counts[:15] == reference
+
+
+def test_fast_order_is_not_the_paper_order(liu_multiplicative):
+    # The fast path multiplies by k = 2 pi / wavelength: chaotic points label differently.
+    fast = fs.open_config({**_liu_mult_config(), "descent": {"x0": 1.0, "steps": 1000, "precision": "fast"}})
+    differ = int((fast.diverged.values != liu_multiplicative.diverged.values).sum())
+    assert 0 < differ < 0.01 * fast.diverged.size
+
+
+def _liu_mult_config():
+    from fractalscape.config import read_config
+
+    return read_config("liu-multiplicative")
+
+
+def test_liu_multiplicative_dimension_at_2_to_the_20(liu_multiplicative):
     # Liu reports ~0.83 at 2^20 + 1 learning rates (0.837 +- 0.004 at 2^32 + 1).
-    ds = fs.open_config("liu-multiplicative")
-    result = fs.dimension(ds.diverged, "dyadic")
+    result = fs.dimension(liu_multiplicative.diverged, "dyadic")
     assert result.dimension == pytest.approx(0.83, abs=0.03)
     assert result.stderr < 0.03
 

@@ -14,10 +14,30 @@ Liu, "Complex fractal trainability boundary can arise from trivial
 non-convexity" (arXiv 2406.13971): the additive boundary turns fractal when
 the roughness ``delta / wavelength**2`` passes ``1 / (2 pi**2)``.
 
-The arithmetic below is the definition the NumPy reference in the tests
-mirrors operation for operation, so both give bit-identical orbits. Each
-point's ``k = 2*pi / wavelength`` is computed once (``prepare`` stores it in
-place of the wavelength), the same double the reference computes.
+Two operation orders, one per precision (the NumPy reference in the tests
+mirrors both operation for operation, so orbits agree bit for bit):
+
+``precision="libm"``: the paper's
+    Liu's code (``exp-0.jl``, ``exp-1.jl``, ``gpuexp-*.py`` in
+    liuyz0/FractalBoundary), with ``wl`` the wavelength::
+
+        phase    = (2*pi * x) / wl
+        additive:        loss = x*x + delta * cos(phase)
+                         grad = 2*x - ((2*pi * delta) * sin(phase)) / wl
+        multiplicative:  loss = (x*x) * (1 + delta * cos(phase))
+                         grad = (2*x) * (1 + delta * cos(phase))
+                                - (((2*pi * (x*x)) * delta) * sin(phase)) / wl
+
+    Near the boundary an orbit expands some 27x per step, so a single
+    rounding difference flips labels: this order, and only this one,
+    reproduces Liu's published dyadic counts (``tests/test_liu.py``). In
+    ``d`` dimensions ``x*x`` is ``sum_i x_i**2`` and the ripple sums run in
+    coordinate order.
+``precision="fast"``: one division less per step
+    Each point's ``k = 2*pi / wavelength`` is computed once (``prepare``
+    stores it in place of the wavelength); ``phase = k * x`` and the ripple
+    gradient is ``delta * k * sin(phase)`` (multiplicative: ``s * delta * k *
+    sin(phase)``).
 
 Divergence tests need only a bound on the loss: every ``cos`` lies in
 ``[-1, 1]``, so an additive loss is at most ``sum_i x_i**2 + r`` with
@@ -81,57 +101,82 @@ def _level(threshold, amplitude, dim):
 
 
 @njit(nogil=True, inline="always")
-def _nan_where_ripples_are(sin, x, j, k):
-    """0, or NaN where a ``cos(k x_i)`` is NaN (fast trig: ``|k x_i| >= 2**50``), so the loss is.
+def _paper_phase(x, wavelength):
+    """``2 pi x / wavelength`` as Liu's code evaluates it: ``(2*pi * x) / wavelength``."""
+    return (TWO_PI * x) / wavelength
+
+
+@njit(nogil=True, inline="always")
+def _fast_phase(x, k):
+    """``2 pi x / wavelength`` from the prepared ``k = 2*pi / wavelength``."""
+    return k * x
+
+
+@njit(nogil=True, inline="always")
+def _nan_where_ripples_are(sin, phase, x, j, wave):
+    """0, or NaN where a ``cos`` of the ripples is NaN (fast trig: ``|phase| >= 2**50``), so the loss is.
 
     It takes the ``sin`` of the arguments the gradient takes it of: the
     compiler computes it once, and ``sin`` is NaN exactly where ``cos`` is.
     """
     nan = 0.0
     for i in range(x.shape[0]):
-        nan += 0.0 * sin(k * x[i, j])
+        nan += 0.0 * sin(phase(x[i, j], wave))
     return nan
 
 
-def _squares_and_ripples(cos):
-    """``(sum_i x_i^2, sum_i cos(k x_i))`` of lane ``j``, summed in coordinate order."""
+def _squares_and_ripples(cos, phase):
+    """``(sum_i x_i^2, sum_i cos(phase(x_i)))`` of lane ``j``, summed in coordinate order."""
 
     @njit(nogil=True, inline="always")
-    def sums(x, j, k):
+    def sums(x, j, wave):
         s = 0.0
         c = 0.0
         for i in range(x.shape[0]):
             s += x[i, j] * x[i, j]
-            c += cos(k * x[i, j])
+            c += cos(phase(x[i, j], wave))
         return s, c
 
     return sums
 
 
 def _additive(trig):
-    sin, sums = trig.sin, _squares_and_ripples(trig.cos)
+    sin = trig.sin
+    if trig.name == "libm":
+        phase, sums = _paper_phase, _squares_and_ripples(trig.cos, _paper_phase)
+
+        @njit(nogil=True, inline="always")
+        def grad(x, theta, j, out):
+            delta, wavelength = theta[0, j], theta[1, j]
+            for i in range(x.shape[0]):
+                out[i, j] = 2.0 * x[i, j] - ((TWO_PI * delta) * sin(phase(x[i, j], wavelength))) / wavelength
+
+        prepare = None
+    else:
+        phase, sums = _fast_phase, _squares_and_ripples(trig.cos, _fast_phase)
+
+        @njit(nogil=True, inline="always")
+        def grad(x, theta, j, out):
+            delta, k = theta[0, j], theta[1, j]
+            for i in range(x.shape[0]):
+                out[i, j] = 2.0 * x[i, j] - delta * k * sin(k * x[i, j])
+
+        prepare = _wavenumber
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
-        delta, k = theta[0, j], theta[1, j]
-        s, c = sums(x, j, k)
-        return s + delta * c
-
-    @njit(nogil=True, inline="always")
-    def grad(x, theta, j, out):
-        delta, k = theta[0, j], theta[1, j]
-        for i in range(x.shape[0]):
-            out[i, j] = 2.0 * x[i, j] - delta * k * sin(k * x[i, j])
+        s, c = sums(x, j, theta[1, j])
+        return s + theta[0, j] * c
 
     @njit(nogil=True, inline="always")
     def bound(x, theta, j):
-        return _squares(x, j) + _nan_where_ripples_are(sin, x, j, theta[1, j])
+        return _squares(x, j) + _nan_where_ripples_are(sin, phase, x, j, theta[1, j])
 
     @njit(nogil=True, inline="always")
     def level(x, theta, j, threshold):
         return _level(threshold, abs(theta[0, j]), x.shape[0])
 
-    return lane_kernels(loss, grad, _wavenumber, bound, level)
+    return lane_kernels(loss, grad, prepare, bound, level)
 
 
 def _multiplicative(trig):
@@ -146,44 +191,68 @@ def _multiplicative(trig):
     def sin(x):
         return sincos(x)[0]
 
-    sums = _squares_and_ripples(cos)
+    if trig.name == "libm":
+        phase, prepare = _paper_phase, None
+
+        @njit(nogil=True, inline="always")
+        def ripple_grad(s, delta, wavelength, phase_value):
+            return (((TWO_PI * s) * delta) * sin(phase_value)) / wavelength
+    else:
+        phase, prepare = _fast_phase, _wavenumber
+
+        @njit(nogil=True, inline="always")
+        def ripple_grad(s, delta, k, phase_value):
+            return s * delta * k * sin(phase_value)
+
+    sums = _squares_and_ripples(cos, phase)
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
-        delta, k = theta[0, j], theta[1, j]
-        s, c = sums(x, j, k)
-        return s * (1.0 + delta * c)
+        s, c = sums(x, j, theta[1, j])
+        return s * (1.0 + theta[0, j] * c)
 
     @njit(nogil=True, inline="always")
     def grad(x, theta, j, out):
-        delta, k = theta[0, j], theta[1, j]
-        s, c = sums(x, j, k)
+        delta, wave = theta[0, j], theta[1, j]
+        s, c = sums(x, j, wave)
         ripple = 1.0 + delta * c
         for i in range(x.shape[0]):
-            out[i, j] = 2.0 * x[i, j] * ripple - s * delta * k * sin(k * x[i, j])
+            out[i, j] = (2.0 * x[i, j]) * ripple - ripple_grad(s, delta, wave, phase(x[i, j], wave))
 
-    return lane_kernels(loss, grad, _wavenumber)
+    return lane_kernels(loss, grad, prepare)
 
 
 def _multi(trig):
     cos, sin = trig.cos, trig.sin
+    # theta rows: delta_0, ..., delta_{m-1}, wavelength_0, ..., wavelength_{m-1} (fast: k_0, ... once prepared)
+    if trig.name == "libm":
+        phase, prepare = _paper_phase, None
 
-    # theta rows: delta_0, ..., delta_{m-1}, wavelength_0, ..., wavelength_{m-1} (k_0, ... once prepared)
-    @njit(nogil=True, inline="always")
-    def prepare(theta, j):
-        m = theta.shape[0] // 2
-        for t in range(m, 2 * m):
-            theta[t, j] = TWO_PI / theta[t, j]
+        @njit(nogil=True, inline="always")
+        def ripple_grad(delta, wavelength, phase_value):
+            return ((TWO_PI * delta) * sin(phase_value)) / wavelength
+    else:
+        phase = _fast_phase
+
+        @njit(nogil=True, inline="always")
+        def prepare(theta, j):
+            m = theta.shape[0] // 2
+            for t in range(m, 2 * m):
+                theta[t, j] = TWO_PI / theta[t, j]
+
+        @njit(nogil=True, inline="always")
+        def ripple_grad(delta, k, phase_value):
+            return delta * k * sin(phase_value)
 
     @njit(nogil=True, inline="always")
     def loss(x, theta, j):
         m = theta.shape[0] // 2
         s = _squares(x, j)
         for t in range(m):
-            k = theta[m + t, j]
+            wave = theta[m + t, j]
             c = 0.0
             for i in range(x.shape[0]):
-                c += cos(k * x[i, j])
+                c += cos(phase(x[i, j], wave))
             s += theta[t, j] * c
         return s
 
@@ -193,16 +262,16 @@ def _multi(trig):
         for i in range(x.shape[0]):
             out[i, j] = 2.0 * x[i, j]
         for t in range(m):
-            k = theta[m + t, j]
+            wave = theta[m + t, j]
             for i in range(x.shape[0]):
-                out[i, j] -= theta[t, j] * k * sin(k * x[i, j])
+                out[i, j] -= ripple_grad(theta[t, j], wave, phase(x[i, j], wave))
 
     @njit(nogil=True, inline="always")
     def bound(x, theta, j):
         m = theta.shape[0] // 2
         s = _squares(x, j)
         for t in range(m):
-            s += _nan_where_ripples_are(sin, x, j, theta[m + t, j])
+            s += _nan_where_ripples_are(sin, phase, x, j, theta[m + t, j])
         return s
 
     @njit(nogil=True, inline="always")
