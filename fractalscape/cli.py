@@ -118,6 +118,22 @@ def _map_dimension(stored) -> tuple[dict, bytes | None]:
     return result.to_dict(), png.getvalue()
 
 
+_allow_incomplete = click.option(
+    "--allow-incomplete", is_flag=True,
+    help="Use a map with unfinished or lost blocks (they read as converged); every output says so.")
+
+
+def _open_stored(store, allow_incomplete: bool):
+    from fractalscape.store import open_map
+
+    return open_map(store, allow_incomplete=allow_incomplete)
+
+
+def _incomplete_note(stored) -> str:
+    damage = stored.attrs.get("incomplete")
+    return f" [map {damage}: computed on the finished part only]" if damage else ""
+
+
 def _size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit():
@@ -133,15 +149,16 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--y-range", nargs=2, type=float, default=None, help="Window along the second axis.")
 @click.option("--how", type=click.Choice(["eq_hist", "log", "linear"]), default="eq_hist", show_default=True,
               help="Colour scaling; eq_hist is the CDF restretch.")
-def render_command(store, out_path, size, x_range, y_range, how):
+@_allow_incomplete
+def render_command(store, out_path, size, x_range, y_range, how, allow_incomplete):
     """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader."""
     from fractalscape.render import render
-    from fractalscape.store import open_map
 
     width, height = _size(size)
     start = time.perf_counter()
-    render(open_map(store), width, height, x_range=x_range, y_range=y_range, how=how, path=out_path)
-    click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s)")
+    stored = _open_stored(store, allow_incomplete)
+    render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=out_path)
+    click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s){_incomplete_note(stored)}")
 
 
 @main.command("dimension")
@@ -150,24 +167,29 @@ def render_command(store, out_path, size, x_range, y_range, how):
               show_default=True, help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount.")
 @click.option("--fit-range", nargs=2, type=int, default=None, help="Smallest and largest box size (dyadic: level).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def dimension_command(store, method, fit_range, as_json):
+@_allow_incomplete
+def dimension_command(store, method, fit_range, as_json, allow_incomplete):
     """Fractal dimension of the converged/diverged boundary of a stored map."""
     from fractalscape.dimension import dimension
-    from fractalscape.store import open_map
 
-    diverged = open_map(store).diverged
+    stored = _open_stored(store, allow_incomplete)
+    diverged = stored.diverged
     if method == "auto":
         method = default_method(diverged)
     result = dimension(diverged, method, fit_range=fit_range)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        report = result.to_dict()
+        if stored.attrs.get("incomplete"):
+            report["incomplete"] = stored.attrs["incomplete"]
+        click.echo(json.dumps(report, indent=2))
         return
     scale = "level" if method == "dyadic" else "box size"
     lo, hi = result.fit_range
     click.echo(f"{scale:>10s} {'count':>12s}  fitted")
     for size, count in zip(result.sizes, result.counts):
         click.echo(f"{size:>10d} {count:>12d}  {'*' if lo <= size <= hi else ''}")
-    click.echo(f"{method}: dimension {result.dimension:.4f} +- {result.stderr:.4f} (fit over {scale}s {lo}..{hi})")
+    click.echo(f"{method}: dimension {result.dimension:.4f} +- {result.stderr:.4f} (fit over {scale}s {lo}..{hi})"
+               f"{_incomplete_note(stored)}")
 
 
 @main.command("serve")

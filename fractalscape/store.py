@@ -6,19 +6,24 @@ and small coordinates only). Then each dask block is computed and written
 into its region, and only after the write returns is a marker file
 ``blocks-done/<i>.<j>`` created beside the store. A killed run leaves at worst a
 block without marker, which the next run of the same configuration
-recomputes; blocks with markers are never recomputed. The markers, not the
-chunk files, say what is done: zarr skips writing chunks equal to the fill
-value, so a missing chunk file proves nothing.
+recomputes; blocks with markers are never recomputed. Every chunk is
+written, also one equal to zarr's fill value (``write_empty_chunks``), so a
+marked block whose chunk file is missing is a damaged map.
 
-``summary.json`` is written last, so a directory without it holds no
-complete map. A directory holding a map of another configuration is never
-touched.
+Readers (:func:`open_map`, hence ``dimension``, ``render``, ``serve``) check
+both, every marker and every chunk, and refuse an incomplete or damaged map
+unless asked to read it anyway (``allow_incomplete``, and then the Dataset
+says so in ``attrs["incomplete"]``). ``summary.json`` is written last, so a
+directory without it holds no finished run. A directory holding a map of
+another configuration is never touched.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import time
 
 import dask
@@ -108,9 +113,9 @@ def prepare_output(out_dir, config_json: str) -> Location:
 
 
 def is_complete(out_dir) -> bool:
-    """Whether ``out_dir`` holds a finished map (its summary was written)."""
+    """Whether ``out_dir`` holds a finished map: its summary was written and every block is intact."""
     out = Location(out_dir)
-    return out.fs.isfile(out.path(SUMMARY_NAME))
+    return out.fs.isfile(out.path(SUMMARY_NAME)) and not _damage(check_complete(out_dir))
 
 
 def _marker_name(kind: str, index: tuple[int, ...]) -> str:
@@ -120,7 +125,8 @@ def _marker_name(kind: str, index: tuple[int, ...]) -> str:
 def _write_block(arrays: dict, store: str, options: dict, region: tuple, marker: str) -> int:
     group = zarr.open_group(store, mode="r+", **options)
     for name, block in arrays.items():
-        group[name][region] = block
+        # every chunk on disk, fill-valued or not: a missing one is then damage
+        group[name].with_config({"write_empty_chunks": True})[region] = block
     fs, path = fsspec.core.url_to_fs(marker, **options.get("storage_options", {}))
     fs.touch(path)
     return 1
@@ -128,7 +134,7 @@ def _write_block(arrays: dict, store: str, options: dict, region: tuple, marker:
 
 def _block_tasks(ds: xr.Dataset, out: Location) -> list:
     """One delayed write per block not yet marked done (data variables, then lazy coordinates)."""
-    done = {p.rsplit("/", 1)[-1] for p in out.fs.ls(out.path(DONE_DIR), detail=False)}
+    done = _block_state(out)[1]
     store, options = out.join(MAP_NAME), out.zarr_options()
     pending = []  # (block name, {variable: delayed block}, region)
     variables = list(ds.data_vars)
@@ -188,8 +194,10 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
                     if var.chunks}
         for stale in fs.ls(out.path(DONE_DIR), detail=False):  # markers of a deleted store
             fs.rm(stale)
-        ds.to_zarr(out.join(MAP_NAME), mode="w-", compute=False, consolidated=False, encoding=encoding,
-                   **out.zarr_options())
+        command = shlex.join(["fractalscape", *sys.argv[1:]]) if _is_cli() else None
+        template = ds.assign_attrs(every_chunk_written=1, **({"command": command} if command else {}))
+        template.to_zarr(out.join(MAP_NAME), mode="w-", compute=False, consolidated=False, encoding=encoding,
+                         **out.zarr_options())
     tasks = _block_tasks(ds, out)
     blocks_total = int(np.prod(ds[list(ds.data_vars)[0]].data.numblocks))
     client = active_client()
@@ -224,6 +232,101 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     }
 
 
+def _is_cli() -> bool:
+    return os.path.basename(sys.argv[0]) in ("fractalscape", "__main__.py")
+
+
+def _blocked_arrays(group) -> tuple[list[str], list[str]]:
+    """Names of a stored map's data variables and of its coordinates written block by block (lazy ones)."""
+    arrays = dict(group.arrays())
+    dims = {d for array in arrays.values() for d in array.metadata.dimension_names or ()}
+    variables = sorted(name for name, array in arrays.items() if name not in dims and array.ndim)
+    lazy = sorted(name for name in dims if name in arrays and arrays[name].shape[0] > INDEXED_AXIS_MAX)
+    return variables, lazy
+
+
+def _chunk_files(out: Location, name: str) -> set[str]:
+    """Marker-style names (``i.j``) of the chunk files of variable ``name`` on disk."""
+    root = out.path(MAP_NAME, name, "c")
+    if not out.fs.isdir(root):
+        return set()
+    return {p[len(root) + 1:].replace("/", ".") for p in out.fs.find(root)}
+
+
+def _block_state(out: Location) -> tuple[list[str], set[str], dict]:
+    """Every block's marker name, those finished and intact, and chunk files lost per variable."""
+    group = zarr.open_group(out.join(MAP_NAME), mode="r", **out.zarr_options())
+    variables, lazy = _blocked_arrays(group)
+    expected = [_marker_name("", index) for index in np.ndindex(*group[variables[0]].cdata_shape)]
+    expected += [_marker_name(f"coord-{name}-", (i,)) for name in lazy for i in range(group[name].cdata_shape[0])]
+    done = set()
+    if out.fs.isdir(out.path(DONE_DIR)):
+        done = {p.rsplit("/", 1)[-1] for p in out.fs.ls(out.path(DONE_DIR), detail=False)}
+    lost = {}
+    if group.attrs.get("every_chunk_written"):
+        for name in variables + lazy:
+            prefix = f"coord-{name}-" if name in lazy else ""
+            files = {prefix + key for key in _chunk_files(out, name)}
+            gone = {m for m in done if m.startswith(prefix) and (prefix or not m.startswith("coord-"))} - files
+            if gone:
+                lost[name] = len(gone)
+                done -= gone
+    return expected, done, lost
+
+
+def check_complete(where) -> dict:
+    """What a stored map lacks: blocks never finished, or whose chunk files were lost after they were.
+
+    Returns
+    -------
+    dict
+        ``blocks_total`` (data blocks), ``blocks_missing`` (blocks, data or
+        lazy coordinates, not finished or damaged: rerunning the map
+        computes them), ``chunks_missing`` (variable -> chunk files absent
+        although their blocks were marked done; checked on stores that
+        write every chunk, attribute ``every_chunk_written``).
+
+    Examples
+    --------
+    >>> import tempfile, fractalscape as fs
+    >>> ds = fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0.0, 1.5, 9, chunk=4)]), steps=9)
+    >>> out = tempfile.mkdtemp()
+    >>> _ = write_map(ds, out)
+    >>> check_complete(out)
+    {'blocks_total': 3, 'blocks_missing': 0, 'chunks_missing': {}}
+    """
+    expected, done, lost = _block_state(_out_dir(Location(where)))
+    return {
+        "blocks_total": sum(not m.startswith("coord-") for m in expected),
+        "blocks_missing": sum(m not in done for m in expected),
+        "chunks_missing": lost,
+    }
+
+
+def _out_dir(where: Location) -> Location:
+    """The output directory of a map given as that directory or as its ``map.zarr``."""
+    if where.where.endswith("/" + MAP_NAME) or where.where == MAP_NAME:
+        return Location(where.where[: -len(MAP_NAME)].rstrip("/") or ".")
+    return where
+
+
+def _finish_hint(attrs, out: Location) -> str:
+    command = attrs.get("command")
+    if command:
+        return f"finish it with: {command}"
+    return f"finish it by running the same 'fractalscape map CONFIG --out {out}' (or write_map) again"
+
+
+def _damage(state: dict) -> str:
+    """'' for a whole map, else what is missing, in words."""
+    if state["chunks_missing"]:
+        lost = ", ".join(f"{n} chunk(s) of {name!r}" for name, n in state["chunks_missing"].items())
+        return f"damaged: {lost} are missing from disk"
+    if state["blocks_missing"]:
+        return f"incomplete: {state['blocks_missing']} of {state['blocks_total']} blocks are not computed"
+    return ""
+
+
 def write_file(out_dir, name: str, data: bytes) -> str:
     """Write ``data`` to ``out_dir/name`` (a path or URL) in one piece; returns its location."""
     out = Location(out_dir)
@@ -236,8 +339,13 @@ def write_summary(out_dir, summary: dict) -> str:
     return write_file(out_dir, SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True).encode())
 
 
-def open_map(out_dir_or_store) -> xr.Dataset:
+def open_map(out_dir_or_store, *, allow_incomplete: bool = False) -> xr.Dataset:
     """Open a stored map lazily, from its output directory or its ``map.zarr``.
+
+    A map with blocks never computed (an interrupted run) or chunk files lost
+    is refused (:func:`check_complete`), unless ``allow_incomplete``: then
+    unfinished points read as zarr's fill values (converged, escape step 0)
+    and ``attrs["incomplete"]`` says how many blocks are missing.
 
     Examples
     --------
@@ -256,7 +364,15 @@ def open_map(out_dir_or_store) -> xr.Dataset:
         raise ConfigError(f"{str(store)!r} is not a readable zarr store: {err}") from None
     if "config" not in attrs:
         raise ConfigError(f"{str(store)!r} is a zarr store but not a fractalscape map (no config in attrs)")
+    state = check_complete(store.where)
+    damage = _damage(state)
+    if damage and not allow_incomplete:
+        out = _out_dir(store)
+        raise ConfigError(f"the map at {str(out)!r} is {damage}; {_finish_hint(attrs, out)} "
+                          "(or pass --allow-incomplete to use the finished part)")
     ds = xr.open_zarr(str(store), consolidated=False, create_default_indexes=False, **store.zarr_options())
+    if damage:
+        ds.attrs["incomplete"] = damage
     # As trainability() does: an index for axes small enough to hold in memory.
     for dim in ds.dims:
         if dim in ds.coords and ds.sizes[dim] <= INDEXED_AXIS_MAX:

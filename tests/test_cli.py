@@ -150,3 +150,21 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, small_config):
 def test_unknown_preset_suggests_a_close_name(tmp_path):
     proc = run("map", "liu-multiplicativ", "--out", tmp_path / "r", check_rc=2)
     assert "did you mean 'liu-multiplicative'" in proc.stderr
+
+
+def test_dimension_and_render_refuse_an_incomplete_map(tmp_path, small_config):
+    out = tmp_path / "run"
+    run("map", small_config, "--out", out)
+    complete = json.loads(run("dimension", out, "--json").stdout)
+    for marker in sorted((out / "blocks-done").iterdir())[:3]:
+        marker.unlink()
+    refused = run("dimension", out, check_rc=2)
+    assert refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
+    assert "incomplete: 3 of 5 blocks are not computed" in refused.stderr
+    assert f"finish it with: fractalscape map {small_config} --out {out}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    partial = json.loads(run("dimension", out, "--json", "--allow-incomplete").stdout)
+    assert partial["incomplete"] == "incomplete: 3 of 5 blocks are not computed"
+    assert "computed on the finished part only" in run("dimension", out, "--allow-incomplete").stdout
+    run("map", small_config, "--out", out)  # the command the error names finishes the map
+    assert json.loads(run("dimension", out, "--json").stdout) == complete

@@ -52,17 +52,36 @@ def test_resume_recomputes_only_missing_blocks(tmp_path):
     _assert_same_map(fs.open_map(tmp_path), ds.compute())
 
 
-def test_fill_valued_chunks_still_count_as_done(tmp_path):
+def test_fill_valued_chunks_are_written_and_a_lost_one_is_damage(tmp_path):
     # lr in [0, 0.01]: every point converges, so 'diverged' chunks equal zarr's fill value
-    # (False) and zarr writes no chunk files for them; the markers still say they are done.
+    # (False); they are written all the same, so a chunk file that disappears is detected.
     config = _config(num0=20, num1=20, chunk=10, steps=50)
     config["axis"][0].update(stop=0.01)
     ds = fs.open_config(config)
     write_map(ds, tmp_path)
-    chunk_files = [p for p in (tmp_path / MAP_NAME / "diverged").rglob("*") if p.is_file() and p.name != "zarr.json"]
-    assert chunk_files == []
+    chunk_files = sorted(p for p in (tmp_path / MAP_NAME / "diverged").rglob("*") if p.is_file() and p.name != "zarr.json")
+    assert len(chunk_files) == 4
     assert write_map(ds, tmp_path)["blocks_computed"] == 0
     _assert_same_map(fs.open_map(tmp_path), ds.compute())
+    chunk_files[0].unlink()
+    with pytest.raises(fs.ConfigError, match=r"damaged: 1 chunk\(s\) of 'diverged' are missing"):
+        fs.open_map(tmp_path)
+    assert "damaged" in fs.open_map(tmp_path, allow_incomplete=True).attrs["incomplete"]
+
+
+def test_interrupted_map_is_refused_with_the_missing_count(tmp_path):
+    ds = fs.open_config(_config())
+    write_map(ds, tmp_path)
+    for marker in sorted((tmp_path / DONE_DIR).iterdir())[:5]:
+        marker.unlink()
+    with pytest.raises(fs.ConfigError, match="incomplete: 5 of 16 blocks are not computed; finish it"):
+        fs.open_map(tmp_path)
+    with pytest.raises(fs.ConfigError, match="incomplete: 5 of 16"):
+        fs.open_map(tmp_path / MAP_NAME)
+    partial = fs.open_map(tmp_path, allow_incomplete=True)
+    assert partial.attrs["incomplete"] == "incomplete: 5 of 16 blocks are not computed"
+    write_map(ds, tmp_path)
+    assert "incomplete" not in fs.open_map(tmp_path).attrs
 
 
 def test_huge_axis_coordinates_are_written_block_by_block(tmp_path, monkeypatch):
