@@ -14,6 +14,7 @@ from fractalscape.config import load_config, open_config
 from fractalscape.dimension import dimension
 from fractalscape.render import render
 from fractalscape.store import open_map, write_map
+from fractalscape.sweep import sweep
 
 __all__ = [
     "__version__",
@@ -31,6 +32,7 @@ __all__ = [
     "open_config",
     "open_map",
     "render",
+    "sweep",
     "write_map",
     "trainability",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 import time
 
@@ -92,15 +93,9 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     )
 
 
-def default_method(diverged) -> str:
-    """``dyadic`` for 1-D maps of 2**n + 1 points (Liu's count), else ``boxcount``."""
-    n = diverged.shape[0] - 1
-    return "dyadic" if diverged.ndim == 1 and n >= 2 and n & (n - 1) == 0 else "boxcount"
-
-
 def _map_dimension(stored) -> tuple[dict, bytes | None]:
     """The boundary dimension for summary.json and its plot as PNG bytes; a map it cannot measure records why."""
-    from fractalscape.dimension import dimension
+    from fractalscape.dimension import default_method, dimension
 
     diverged = stored.diverged
     if diverged.ndim > 2:
@@ -170,7 +165,7 @@ def render_command(store, out_path, size, x_range, y_range, how, allow_incomplet
 @_allow_incomplete
 def dimension_command(store, method, fit_range, as_json, allow_incomplete):
     """Fractal dimension of the converged/diverged boundary of a stored map."""
-    from fractalscape.dimension import dimension
+    from fractalscape.dimension import default_method, dimension
 
     stored = _open_stored(store, allow_incomplete)
     diverged = stored.diverged
@@ -219,3 +214,31 @@ def presets_command():
     for name in preset_names():
         cfg = load_config(name)
         click.echo(f"{name:24s} {cfg.model!r}  {' x '.join(cfg.grid.names)} {cfg.grid.shape}")
+
+
+@main.command("sweep")
+@click.argument("config")
+@click.option("--param", required=True, metavar="KEY",
+              help="Config key to sweep, as --set names it (e.g. landscape.delta).")
+@click.option("--values", required=True, multiple=True, metavar="V",
+              help="Values of --param (repeat the option or give them space-separated in one).")
+@click.option("--out", "out_dir", required=True, help="Output directory: one map per value, sweep.json, sweep.png.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value for every map.")
+@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope"]), default="auto",
+              show_default=True, help="Dimension estimator, the same for every value.")
+@click.option("--json", "as_json", is_flag=True, help="Print sweep.json's rows as JSON.")
+def sweep_command(config, param, values, out_dir, overrides, method, as_json):
+    """The boundary dimension of CONFIG against one parameter, one map per value (resumable)."""
+    from fractalscape.sweep import sweep
+
+    values = [v for given in values for v in given.split()]
+    table = sweep(config, param, values, out_dir, overrides=overrides, method=method)
+    if as_json:
+        click.echo(json.dumps(table["rows"], indent=2))
+        return
+    click.echo(f"{param:>24s} {'dimension':>10s}  interval")
+    for row in table["rows"]:
+        low, high = row["interval"] or (math.nan, math.nan)
+        dim = math.nan if row["dimension"] is None else row["dimension"]
+        click.echo(f"{row['value']!s:>24s} {dim:>10.4f}  [{low:.4f}, {high:.4f}]")
+    click.echo(f"-> {out_dir}/sweep.json, {out_dir}/sweep.png")

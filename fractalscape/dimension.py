@@ -28,7 +28,7 @@ import numpy as np
 from fractalscape.boundary import _check_labels, _edges
 from fractalscape.errors import ConfigError
 
-__all__ = ["DimensionResult", "dimension"]
+__all__ = ["DimensionResult", "default_method", "dimension"]
 
 Method = Literal["boxcount", "dyadic", "median-slope"]
 
@@ -379,3 +379,15 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None
         return _median_slope(cells, fit_range)
     raise ConfigError(f"method must be 'boxcount', 'dyadic' or 'median-slope', got "
                       f"{method!r}")
+
+
+def default_method(diverged) -> str:
+    """``dyadic`` for 1-D maps of 2**n + 1 points (Liu's count), else ``boxcount``.
+
+    Examples
+    --------
+    >>> default_method(np.zeros(1025, bool)), default_method(np.zeros(1000, bool))
+    ('dyadic', 'boxcount')
+    """
+    n = diverged.shape[0] - 1
+    return "dyadic" if diverged.ndim == 1 and n >= 2 and n & (n - 1) == 0 else "boxcount"

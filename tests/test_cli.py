@@ -168,3 +168,14 @@ def test_dimension_and_render_refuse_an_incomplete_map(tmp_path, small_config):
     assert "computed on the finished part only" in run("dimension", out, "--allow-incomplete").stdout
     run("map", small_config, "--out", out)  # the command the error names finishes the map
     assert json.loads(run("dimension", out, "--json").stdout) == complete
+
+
+def test_sweep_command_writes_rows_and_refuses_unknown_keys(tmp_path, small_config):
+    out = tmp_path / "sweep"
+    rows = json.loads(run("sweep", small_config, "--param", "landscape.delta", "--values", "0.0 0.2",
+                          "--out", out, "--json").stdout)
+    assert [row["value"] for row in rows] == [0.0, 0.2]
+    assert rows[0]["dimension"] == 0.0 and rows[1]["dimension"] > 0.5
+    assert (out / "sweep.json").is_file() and (out / "sweep.png").is_file()
+    refused = run("sweep", small_config, "--param", "descent.nope", "--values", "1 2", "--out", out, check_rc=2)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr

@@ -38,6 +38,7 @@ import numpy as np
 
 from fractalscape.errors import ConfigError
 from fractalscape.slots import slot_table
+from fractalscape.networks import jaxrandom
 from fractalscape.networks.kernels import block_kernel
 
 #: dtype of one block of readouts.
@@ -53,6 +54,9 @@ SLOT_DEFAULTS = {"init_offset": 0.0}
 NONLINEARITIES = ("tanh", "relu", "identity")
 DATA = ("full", "single", "minibatch")
 PRECISIONS = ("libm", "fast")
+RNGS = ("numpy", "jax")
+#: Sohl-Dickstein's ``train`` draws its minibatch keys from ``PRNGKey(42)``; ours from ``seed + 42``.
+MINIBATCH_SEED_OFFSET = 42
 
 #: Default divergence threshold on the loss (see docs/networks.md: with it,
 #: ``escape_step >= 0`` agrees with Sohl-Dickstein's diverged/converged split).
@@ -76,6 +80,13 @@ class NetworkModel:
         Minibatch size, used when ``data="minibatch"``.
     seed : int
         Seed of the weights, the data and the minibatch sequence.
+    rng : {"numpy", "jax"}
+        Where the weights, data and minibatches come from: NumPy's
+        ``default_rng(seed)``, or ``jax.random`` exactly as Sohl-Dickstein's
+        notebook draws them (``PRNGKey(seed)``, and ``PRNGKey(seed + 42)`` for
+        the minibatches), computed without JAX by
+        :mod:`fractalscape.networks.jaxrandom`. With ``seed=0``, ``"jax"``
+        gives his network, data and minibatches bit for bit.
 
     Examples
     --------
@@ -85,6 +96,8 @@ class NetworkModel:
     >>> out = model.run_block({"lr_W0": 0.1}, [("lr_W1", np.array([0.5, 50.0]))], steps=50)
     >>> out["escape_step"].tolist()
     [-1, 3]
+    >>> NetworkModel("tanh", width=8, rng="jax").arrays()["W1"].round(4).tolist()[:3]
+    [1.2683, -0.0704, 0.6075]
     """
 
     nonlinearity: Literal["tanh", "relu", "identity"] = "tanh"
@@ -92,6 +105,7 @@ class NetworkModel:
     data: Literal["full", "single", "minibatch"] = "full"
     batch_size: int = 16
     seed: int = 0
+    rng: Literal["numpy", "jax"] = "numpy"
 
     def __post_init__(self):
         if self.nonlinearity not in NONLINEARITIES:
@@ -108,6 +122,11 @@ class NetworkModel:
             raise ConfigError(f"network batch_size must be >= 1, got {self.batch_size}")
         if self.seed < 0:
             raise ConfigError(f"network seed must be >= 0, got {self.seed}")
+        if self.rng not in RNGS:
+            raise ConfigError(f"network rng must be one of {RNGS}, got {self.rng!r}")
+        if self.rng == "jax" and self.seed >= 2**63 - MINIBATCH_SEED_OFFSET:
+            raise ConfigError(f"network seed must be < 2**63 - {MINIBATCH_SEED_OFFSET} with rng='jax' "
+                              f"(a JAX key is an int64), got {self.seed}")
 
     @property
     def n_data(self) -> int:
@@ -123,20 +142,33 @@ class NetworkModel:
         return (*SLOTS, *GROUPS)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Initial weights ``W0`` (n, n), ``W1`` (n,) and data ``X`` (B, n), ``Y`` (B,).
+        """Initial weights ``W0`` (n, n), ``W1`` (n,) and data ``X`` (B, n), ``Y`` (B,), all N(0, 1).
 
-        Drawn in that order from ``np.random.default_rng(seed)``, all N(0, 1).
+        ``rng="numpy"``: drawn in that order from ``np.random.default_rng(seed)``.
+        ``rng="jax"``: as in the notebook's ``gen_img`` and ``init``, float64::
+
+            key, sub = split(PRNGKey(seed))
+            W0, W1 = normal(k, (n, n)), normal(k', (n, 1)) for k, k' in split(sub, 2)
+            key, sub = split(key);  X = normal(sub, (B, n))
+            key, sub = split(key);  Y = normal(sub, (B, 1))
+
+        with his ``(n, 1)`` and ``(B, 1)`` flattened to ``W1 (n,)`` and ``Y (B,)``.
         """
-        return dict(zip(("W0", "W1", "X", "Y"), _arrays(self.width, self.n_data, self.seed)))
+        return dict(zip(("W0", "W1", "X", "Y"), _arrays(self.width, self.n_data, self.seed, self.rng)))
 
     def minibatches(self, steps: int) -> np.ndarray:
         """Indices of the minibatch of each step 0..steps, shape ``(steps + 1, batch_size)``.
 
-        Row ``k`` is drawn (with replacement, as ``jax.random.randint``) from
-        ``np.random.default_rng([seed, 1, k])``: the same for every grid point
-        and independent of ``steps``.
+        Drawn with replacement, the same for every grid point, and independent
+        of ``steps``. ``rng="numpy"``: row ``k`` from
+        ``np.random.default_rng([seed, 1, k])``. ``rng="jax"``: row ``k`` is
+        ``randint(keys[k], (batch_size,), 0, B)`` with
+        ``keys = split(PRNGKey(seed + 42), steps + 1)``; with JAX's
+        partitionable threefry the first ``steps`` rows are his ``train``'s
+        ``split(PRNGKey(42), steps)`` draws (row ``steps`` feeds only the
+        gradient after the last loss, which no readout uses).
         """
-        return _minibatches(self.n_data, self.batch_size, self.seed, steps)
+        return _minibatches(self.n_data, self.batch_size, self.seed, steps, self.rng)
 
     def config_dict(self) -> dict:
         """The ``[network]`` table of a config that rebuilds this model."""
@@ -148,7 +180,7 @@ class NetworkModel:
         data = {"full": f"full batch of {self.n_data}", "single": "one datapoint",
                 "minibatch": f"minibatches of {self.batch_size} from {self.n_data}"}[self.data]
         return (f"one-hidden-layer network, width {self.width}, phi = {phi}, mean-field, no biases, "
-                f"MSE on {data}, seed {self.seed}")
+                f"MSE on {data}, seed {self.seed}" + (" (jax.random)" if self.rng == "jax" else ""))
 
     def check_settings(self, values: dict, axis_names) -> None:
         """Raise :class:`ConfigError` unless ``values`` and the axes set every per-point parameter."""
@@ -256,21 +288,35 @@ class NetworkModel:
 
 
 @lru_cache(maxsize=16)
-def _arrays(width: int, n_data: int, seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    w0 = rng.standard_normal((width, width))
-    w1 = rng.standard_normal(width)
-    x = rng.standard_normal((n_data, width))
-    y = rng.standard_normal(n_data)
+def _arrays(width: int, n_data: int, seed: int, rng: str) -> tuple[np.ndarray, ...]:
+    if rng == "jax":
+        key, sub = jaxrandom.split(jaxrandom.prng_key(seed))
+        layer0, layer1 = jaxrandom.split(sub, 2)
+        w0 = jaxrandom.normal(layer0, (width, width))
+        w1 = jaxrandom.normal(layer1, (width, 1)).ravel()
+        key, sub = jaxrandom.split(key)
+        x = jaxrandom.normal(sub, (n_data, width))
+        key, sub = jaxrandom.split(key)
+        y = jaxrandom.normal(sub, (n_data, 1)).ravel()
+    else:
+        gen = np.random.default_rng(seed)
+        w0 = gen.standard_normal((width, width))
+        w1 = gen.standard_normal(width)
+        x = gen.standard_normal((n_data, width))
+        y = gen.standard_normal(n_data)
     for a in (w0, w1, x, y):
         a.flags.writeable = False
     return w0, w1, x, y
 
 
 @lru_cache(maxsize=16)
-def _minibatches(n_data: int, batch_size: int, seed: int, steps: int) -> np.ndarray:
-    rows = [np.random.default_rng([seed, 1, k]).integers(0, n_data, batch_size) for k in range(steps + 1)]
-    out = np.array(rows, dtype=np.int64)
+def _minibatches(n_data: int, batch_size: int, seed: int, steps: int, rng: str) -> np.ndarray:
+    if rng == "jax":
+        keys = jaxrandom.split(jaxrandom.prng_key(seed + MINIBATCH_SEED_OFFSET), steps + 1)
+        out = jaxrandom.randint(keys, (batch_size,), 0, n_data)
+    else:
+        rows = [np.random.default_rng([seed, 1, k]).integers(0, n_data, batch_size) for k in range(steps + 1)]
+        out = np.array(rows, dtype=np.int64)
     out.flags.writeable = False
     return out
 
