@@ -23,6 +23,7 @@ Schema (``[landscape]`` or ``[network]``, and ``[[axis]]``, are required;
     num = 1048577
     scale = "linear"                   # or "log"
     chunk = 65536                      # optional
+    ensemble = false                   # optional: repeats, not a direction (fractalscape.ensemble)
 
 A Sohl-Dickstein network replaces ``[landscape]`` with::
 
@@ -60,7 +61,7 @@ DESCENT_KEYS = {
     "landscape": ("x0", "lr", "steps", "threshold", "precision"),
     "network": ("lr", "lr_W0", "lr_W1", "init_offset", "steps", "threshold", "precision"),
 }
-AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk"}
+AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk", "ensemble"}
 AXIS_REQUIRED = ("name", "start", "stop", "num")
 
 

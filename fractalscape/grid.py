@@ -55,6 +55,11 @@ class Axis:
         which must then both be > 0.
     chunk : int, optional
         Points per dask block along this axis; chosen automatically if omitted.
+    ensemble : bool
+        Repeats, not a direction of the map (:mod:`fractalscape.ensemble`):
+        the map adds the fraction of them that diverged over the other axes.
+        An ensemble axis is one block (``chunk`` is ``num``). The rounding
+        axes ``ulp`` and ``<axis>_ulp`` take integer coordinates.
 
     Examples
     --------
@@ -62,6 +67,8 @@ class Axis:
     Axis('lr', 0.0 .. 1.5, num=5, linear)
     >>> Axis("lr", 1e-3, 1e1, 5, scale="log").values()
     array([1.e-03, 1.e-02, 1.e-01, 1.e+00, 1.e+01])
+    >>> Axis("lr_ulp", -2, 2, 5, ensemble=True).values()
+    array([-2., -1.,  0.,  1.,  2.])
     """
 
     name: str
@@ -70,6 +77,7 @@ class Axis:
     num: int
     scale: Scale = "linear"
     chunk: int | None = None
+    ensemble: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -94,10 +102,37 @@ class Axis:
                     f"axis {self.name!r}: chunk must be at most num={self.num}, got {chunk}"
                 )
             set_(self, "chunk", chunk)
+        self._check_ensemble()
+
+    def _check_ensemble(self) -> None:
+        if not isinstance(self.ensemble, bool):
+            raise ConfigError(f"axis {self.name!r}: ensemble must be true or false, got {self.ensemble!r}")
+        rounding = self.name == "ulp" or self.name.endswith("_ulp")
+        if rounding:
+            steps = (self.stop - self.start) / (self.num - 1)
+            if self.scale != "linear" or not all(float(v).is_integer() for v in (self.start, self.stop, steps)):
+                raise ConfigError(
+                    f"axis {self.name!r} counts ulp shifts: it needs integer start, stop and spacing on a linear "
+                    f"scale, got {self.start} .. {self.stop} in {self.num} points ({self.scale}); e.g. start = -2, "
+                    "stop = 2, num = 5"
+                )
+            if not self.ensemble:
+                raise ConfigError(f"axis {self.name!r} is a rounding ensemble: set ensemble = true on it")
+        if self.ensemble and self.chunk not in (None, self.num):
+            raise ConfigError(
+                f"axis {self.name!r}: an ensemble axis is one block, so chunk must be num={self.num} "
+                f"(or omitted), got {self.chunk}"
+            )
+
+    @property
+    def block(self) -> int | None:
+        """The chunk along this axis: the whole axis for an ensemble, else ``chunk``."""
+        return self.num if self.ensemble else self.chunk
 
     def __repr__(self) -> str:
         chunk = "" if self.chunk is None else f", chunk={self.chunk}"
-        return f"Axis({self.name!r}, {self.start!r} .. {self.stop!r}, num={self.num}, {self.scale}{chunk})"
+        ensemble = ", ensemble" if self.ensemble else ""
+        return f"Axis({self.name!r}, {self.start!r} .. {self.stop!r}, num={self.num}, {self.scale}{chunk}{ensemble})"
 
     def _lo_hi_step(self) -> tuple[float, float, float]:
         if self.scale == "log":
@@ -130,6 +165,8 @@ class Axis:
         out = {"name": self.name, "start": self.start, "stop": self.stop, "num": self.num, "scale": self.scale}
         if self.chunk is not None:
             out["chunk"] = self.chunk
+        if self.ensemble:
+            out["ensemble"] = True
         return out
 
 
@@ -160,6 +197,11 @@ class Grid:
         if duplicated:
             raise ConfigError(f"axis names must be unique, {duplicated[0]!r} appears more than once")
         object.__setattr__(self, "axes", axes)
+        if all(a.ensemble for a in axes):
+            raise ConfigError(
+                f"every axis ({', '.join(names)}) is an ensemble: a map needs at least one swept axis; "
+                "set ensemble = false on one of them"
+            )
         if self.size > MAX_GRID_POINTS:
             raise ConfigError(
                 f"the grid has {self.size:.3g} points ({' x '.join(map(str, self.shape))}), more than the "
@@ -195,11 +237,19 @@ class Grid:
         """Points per block along each axis (the axis' ``chunk`` or an automatic one).
 
         Automatic blocks hold about :data:`DEFAULT_BLOCK_POINTS` points, more
-        on grids so large that the block count would pass :data:`MAX_BLOCKS` / 4.
+        on grids so large that the block count would pass :data:`MAX_BLOCKS` / 4;
+        an ensemble axis is always one block.
         """
         target = max(DEFAULT_BLOCK_POINTS, math.ceil(self.size / (MAX_BLOCKS // 4)))
-        per_axis = max(1, math.ceil(target ** (1 / len(self.axes))))
-        return tuple(a.chunk if a.chunk is not None else min(a.num, per_axis) for a in self.axes)
+        members = math.prod(a.num for a in self.axes if a.ensemble)  # an ensemble is one block
+        swept = sum(not a.ensemble for a in self.axes)
+        per_axis = max(1, math.ceil((target / members) ** (1 / swept)))
+        return tuple(a.block if a.block is not None else min(a.num, per_axis) for a in self.axes)
+
+    @property
+    def ensemble_names(self) -> tuple[str, ...]:
+        """Names of the ensemble axes."""
+        return tuple(a.name for a in self.axes if a.ensemble)
 
     def chunks(self) -> tuple[tuple[int, ...], ...]:
         """Dask chunks of the grid, axis by axis."""

@@ -122,11 +122,11 @@ def _marker_name(kind: str, index: tuple[int, ...]) -> str:
     return f"{kind}{'.'.join(map(str, index))}"
 
 
-def _write_block(arrays: dict, store: str, options: dict, region: tuple, marker: str) -> int:
+def _write_block(arrays: dict, store: str, options: dict, regions: dict, marker: str) -> int:
     group = zarr.open_group(store, mode="r+", **options)
     for name, block in arrays.items():
         # every chunk on disk, fill-valued or not: a missing one is then damage
-        group[name].with_config({"write_empty_chunks": True})[region] = block
+        group[name].with_config({"write_empty_chunks": True})[regions[name]] = block
     fs, path = fsspec.core.url_to_fs(marker, **options.get("storage_options", {}))
     fs.touch(path)
     return 1
@@ -136,26 +136,31 @@ def _block_tasks(ds: xr.Dataset, out: Location) -> list:
     """One delayed write per block not yet marked done (data variables, then lazy coordinates)."""
     done = _block_state(out)[1]
     store, options = out.join(MAP_NAME), out.zarr_options()
-    pending = []  # (block name, {variable: delayed block}, region)
+    pending = []  # (block name, {variable: delayed block}, {variable: region})
     variables = list(ds.data_vars)
-    first = ds[variables[0]].data
+    full = ds[max(variables, key=lambda name: ds[name].ndim)]
     # optimize_graph=False: optimized one by one, each variable's graph would fuse
     # the shared GD kernel into its own chain, and every block would run it once per variable.
     delayed = {name: ds[name].data.to_delayed(optimize_graph=False) for name in variables}
-    offsets = [np.concatenate([[0], np.cumsum(c)]) for c in first.chunks]
-    for index in np.ndindex(*first.numblocks):
+    # Ensemble summaries lack the ensemble axes, which are one block: each of their
+    # blocks belongs to the full-grid block at the same place along the other axes.
+    kept = {name: [full.dims.index(d) for d in ds[name].dims] for name in variables}
+    offsets = [np.concatenate([[0], np.cumsum(c)]) for c in full.data.chunks]
+    for index in np.ndindex(*full.data.numblocks):
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, index))
-        pending.append((_marker_name("", index), {name: delayed[name][index] for name in variables}, region))
+        blocks = {name: delayed[name][tuple(index[k] for k in kept[name])] for name in variables}
+        regions = {name: tuple(region[k] for k in kept[name]) for name in variables}
+        pending.append((_marker_name("", index), blocks, regions))
     for name, coord in ds.coords.items():
         if not isinstance(coord.data, dask.array.Array):
             continue  # in-memory coordinates were written with the template
         edges = np.concatenate([[0], np.cumsum(coord.data.chunks[0])])
         for i, block in enumerate(coord.data.to_delayed()):
             region = (slice(int(edges[i]), int(edges[i + 1])),)
-            pending.append((_marker_name(f"coord-{name}-", (i,)), {name: block}, region))
+            pending.append((_marker_name(f"coord-{name}-", (i,)), {name: block}, {name: region}))
     return [
-        dask.delayed(_write_block)(blocks, store, options, region, out.join(DONE_DIR, marker))
-        for marker, blocks, region in pending
+        dask.delayed(_write_block)(blocks, store, options, regions, out.join(DONE_DIR, marker))
+        for marker, blocks, regions in pending
         if marker not in done
     ]
 
@@ -199,7 +204,7 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
         template.to_zarr(out.join(MAP_NAME), mode="w-", compute=False, consolidated=False, encoding=encoding,
                          **out.zarr_options())
     tasks = _block_tasks(ds, out)
-    blocks_total = int(np.prod(ds[list(ds.data_vars)[0]].data.numblocks))
+    blocks_total = max(int(np.prod(ds[name].data.numblocks)) for name in ds.data_vars)
     client = active_client()
     if client is None:
         with BlockProgress(len(tasks), enabled=progress) as bar:
@@ -257,17 +262,23 @@ def _block_state(out: Location) -> tuple[list[str], set[str], dict]:
     """Every block's marker name, those finished and intact, and chunk files lost per variable."""
     group = zarr.open_group(out.join(MAP_NAME), mode="r", **out.zarr_options())
     variables, lazy = _blocked_arrays(group)
-    expected = [_marker_name("", index) for index in np.ndindex(*group[variables[0]].cdata_shape)]
+    full = max(variables, key=lambda name: group[name].ndim)
+    expected = [_marker_name("", index) for index in np.ndindex(*group[full].cdata_shape)]
     expected += [_marker_name(f"coord-{name}-", (i,)) for name in lazy for i in range(group[name].cdata_shape[0])]
     done = set()
     if out.fs.isdir(out.path(DONE_DIR)):
         done = {p.rsplit("/", 1)[-1] for p in out.fs.ls(out.path(DONE_DIR), detail=False)}
     lost = {}
     if group.attrs.get("every_chunk_written"):
+        full_dims = list(group[full].metadata.dimension_names)
         for name in variables + lazy:
-            prefix = f"coord-{name}-" if name in lazy else ""
-            files = {prefix + key for key in _chunk_files(out, name)}
-            gone = {m for m in done if m.startswith(prefix) and (prefix or not m.startswith("coord-"))} - files
+            files = _chunk_files(out, name)
+            if name in lazy:
+                gone = {m for m in done if m.startswith(f"coord-{name}-") and m.rsplit("-", 1)[1] not in files}
+            else:
+                kept = [full_dims.index(d) for d in group[name].metadata.dimension_names]
+                gone = {m for m in done if not m.startswith("coord-")
+                        and ".".join(m.split(".")[k] for k in kept) not in files}
             if gone:
                 lost[name] = len(gone)
                 done -= gone

@@ -12,6 +12,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from fractalscape._version import __version__
+from fractalscape.ensemble import ensemble_variables, shifted_block, ulp_targets
 from fractalscape.errors import ConfigError, check_finite
 from fractalscape.gd import READOUT_DTYPE, axis_slots, run_block, slot_names
 from fractalscape.grid import Grid
@@ -49,13 +50,13 @@ def _check_run(steps, threshold, precision) -> None:
     get_trig(precision)
 
 
-def _landscape_settings(land: Landscape, grid: Grid, x0, lr, params) -> dict:
+def _landscape_settings(land: Landscape, names, x0, lr, params) -> dict:
     if params:
         raise ConfigError(
             f"unknown descent setting {sorted(params)[0]!r} for a landscape; valid: x0, lr, steps, threshold, precision"
         )
     settings = {"x0": _vector("x0", 1.0 if x0 is None else x0, land.dim)}
-    lr_on_axes = axis_slots(land, grid.names)[:, : land.dim].any(axis=0)
+    lr_on_axes = axis_slots(land, names)[:, : land.dim].any(axis=0)
     if lr is None:
         if not lr_on_axes.all():
             missing = [n for n, on in zip(slot_names(land), lr_on_axes) if not on]
@@ -66,7 +67,7 @@ def _landscape_settings(land: Landscape, grid: Grid, x0, lr, params) -> dict:
     return settings
 
 
-def _network_settings(model: NetworkModel, grid: Grid, x0, lr, params) -> dict:
+def _network_settings(model: NetworkModel, names, x0, lr, params) -> dict:
     if x0 is not None:
         raise ConfigError("x0 does not apply to a network (its initial weights come from its seed); drop it")
     values = dict(params)
@@ -79,8 +80,14 @@ def _network_settings(model: NetworkModel, grid: Grid, x0, lr, params) -> dict:
             "steps, threshold, precision"
         )
     values = {k: check_finite(k, v) for k, v in values.items() if v is not None}
-    model.check_settings(values, grid.names)
+    model.check_settings(values, names)
     return values
+
+
+def kernel_axes(grid: Grid) -> list[str]:
+    """The grid's axes that set model parameters: all but a rounding axis (:mod:`fractalscape.ensemble`)."""
+    rounding = ulp_targets(grid.names, grid.ensemble_names)
+    return [n for n in grid.names if n not in rounding]
 
 
 def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, threshold=None, precision="libm",
@@ -90,9 +97,9 @@ def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, thresho
         threshold = NETWORK_THRESHOLD if isinstance(model, NetworkModel) else LANDSCAPE_THRESHOLD
     _check_run(steps, threshold, precision)
     if isinstance(model, NetworkModel):
-        settings = _network_settings(model, grid, x0, lr, params)
+        settings = _network_settings(model, kernel_axes(grid), x0, lr, params)
     elif isinstance(model, Landscape):
-        settings = _landscape_settings(model, grid, x0, lr, params)
+        settings = _landscape_settings(model, kernel_axes(grid), x0, lr, params)
     else:
         raise ConfigError(
             f"trainability needs a Landscape (fractalscape.landscape(...)) or a NetworkModel, got {model!r}"
@@ -108,7 +115,7 @@ def _network_block(*coords, model, names, values, steps, threshold, precision):
     return model.run_block(values, list(zip(names, coords)), steps, threshold, precision)
 
 
-def _landscape_problem(land: Landscape, grid: Grid, settings: dict):
+def _landscape_problem(land: Landscape, names, settings: dict):
     params = np.concatenate(
         [
             np.full(land.dim, np.nan) if settings["lr"] is None else settings["lr"],
@@ -117,7 +124,7 @@ def _landscape_problem(land: Landscape, grid: Grid, settings: dict):
         ]
     )
     block = partial(
-        _landscape_block, land=land, params=params, slots=axis_slots(land, grid.names),
+        _landscape_block, land=land, params=params, slots=axis_slots(land, names),
         steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
     )
     attrs = {
@@ -130,15 +137,25 @@ def _landscape_problem(land: Landscape, grid: Grid, settings: dict):
     return block, READOUT_DTYPE, {"landscape": land.to_dict()}, attrs
 
 
-def _network_problem(model: NetworkModel, grid: Grid, settings: dict):
+def _network_problem(model: NetworkModel, names, settings: dict):
     values = {k: v for k, v in settings.items() if k in model.slot_names()}
     block = partial(
-        _network_block, model=model, names=grid.names, values=values,
+        _network_block, model=model, names=tuple(names), values=values,
         steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
     )
     attrs = {"model": f"network-{model.nonlinearity}-{model.data}", "formula": model.description(),
              "network": json.dumps(model.to_dict())}
     return block, NETWORK_READOUT_DTYPE, {"network": model.config_dict()}, attrs
+
+
+def _problem(model, grid: Grid, settings: dict):
+    """``(block, readout dtype, model config, model attrs)``: ``block(*coords)`` runs one block of ``grid``."""
+    problem = _network_problem if isinstance(model, NetworkModel) else _landscape_problem
+    block, *rest = problem(model, kernel_axes(grid), settings)
+    for axis, targets in ulp_targets(grid.names, grid.ensemble_names).items():
+        block = partial(shifted_block, inner=block, rounding=grid.names.index(axis),
+                        targets=tuple(grid.names.index(t) for t in targets))
+    return (block, *rest)
 
 
 DESCRIPTIONS = {
@@ -188,7 +205,9 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         ``diverged`` (bool), ``escape_step`` (int32, -1 if never diverged),
         ``final_loss`` (float64), for networks also ``score``, with the axes
         as dimensions and the full provenance in ``attrs``
-        (``attrs["config"]`` is the JSON config).
+        (``attrs["config"]`` is the JSON config). With ensemble axes also
+        ``p_diverged``, ``p_low``, ``p_high`` and ``n`` over the other axes
+        (:mod:`fractalscape.ensemble`).
 
     Examples
     --------
@@ -197,11 +216,17 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     >>> ds = fs.trainability(fs.landscape("quadratic"), grid, x0=1.0, steps=100)
     >>> ds.diverged.values.tolist()
     [False, False, False, False, False, True, True]
+
+    An ensemble over initial points, and the fraction of it that diverged:
+
+    >>> grid = fs.Grid([fs.Axis("lr", 0.9, 1.1, 3), fs.Axis("x0", -1.0, 1.0, 4, ensemble=True)])
+    >>> ds = fs.trainability(fs.landscape("quadratic"), grid, steps=100)
+    >>> ds.p_diverged.values.tolist(), int(ds.n[0])
+    ([0.0, 0.0, 1.0], 4)
     """
     settings = descent_settings(model, grid, x0=x0, lr=lr, steps=steps, threshold=threshold,
                                 precision=precision, **params)
-    problem = _network_problem if isinstance(model, NetworkModel) else _landscape_problem
-    block, dtype, model_config, model_attrs = problem(model, grid, settings)
+    block, dtype, model_config, model_attrs = _problem(model, grid, settings)
     config = {
         **model_config,
         "descent": {k: v for k, v in settings.items() if v is not None},
@@ -237,7 +262,10 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         "precision": precision,
         "config": config_json,
     }
-    return xr.Dataset(data_vars, coords=indexed, attrs=attrs).assign_coords(lazy)
+    ds = xr.Dataset(data_vars, coords=indexed, attrs=attrs).assign_coords(lazy)
+    if grid.ensemble_names:
+        ds = ds.assign(ensemble_variables(ds.diverged, list(grid.ensemble_names)))
+    return ds
 
 
 def run_points(source, coords, *, precision: str | None = None) -> np.ndarray:
@@ -278,6 +306,5 @@ def run_points(source, coords, *, precision: str | None = None) -> np.ndarray:
         raise ConfigError(
             f"run_points needs one coordinate array per axis ({', '.join(cfg.grid.names)}), got {len(coords)}"
         )
-    problem = _network_problem if isinstance(cfg.model, NetworkModel) else _landscape_problem
-    block = problem(cfg.model, cfg.grid, settings)[0]
+    block = _problem(cfg.model, cfg.grid, settings)[0]
     return block(*[np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64) for c in coords])

@@ -19,7 +19,9 @@ rounds: an ``eps`` stops drawing once it has ``target`` uncertain pairs,
 once it has drawn ``samples`` pairs, or once even an optimistic (95 %
 upper) bound on its fraction would leave it below :data:`MIN_UNCERTAIN`
 uncertain pairs at ``samples`` pairs; every smaller ``eps`` then stops too,
-since ``f`` shrinks with ``eps``.
+since ``f`` shrinks with ``eps``. For the same reason an ``eps`` draws only
+once the next larger one has seen an uncertain pair, so a boundary too thin
+to see at small ``eps`` costs the budget of one ``eps``, not of all of them.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ DEFAULT_TOP = 1e-2
 #: ... down to this many ulps of its largest coordinate, 4 values per decade.
 DEFAULT_FLOOR_ULPS = 1e4
 DEFAULT_PER_DECADE = 4
-#: No ``eps`` may be below this many ulps: the partner's offset would be
-#: rounded by more than 1/64 of itself.
+#: No ``eps`` may be below this many ulps: rounding ``base + eps`` would
+#: change the offset by more than 1/128 of itself.
 MIN_ULPS = 64
 #: Fewest usable ``eps`` values for a fit.
 MIN_FIT_POINTS = 3

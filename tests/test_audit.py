@@ -83,15 +83,17 @@ def test_certified_labels_agree_with_mpmath(liu_report):
     listed = [p for p in liu_report["flipped_points"] if p["certified_escape_step"] is not None][:4]
     assert listed
     for point in listed:
-        assert point["certified_escape_step"] == _mpmath_escape(point["coords"]["lr"])
+        digits = point["certified_bits"] * 2 // 3 + 30  # twice the bits that sufficed for the balls
+        assert point["certified_escape_step"] == _mpmath_escape(point["coords"]["lr"], digits=digits)
     assert liu_report["certification"]["flipped_certified"] >= len(listed)
 
 
 def test_audit_is_reproducible_with_its_seed(liu_map, liu_report):
     again = audit(liu_map, samples=1000, certify_seconds=0, high_precision=False)
-    assert again["perturbations"]["lr+1ulp"] == liu_report["perturbations"]["lr+1ulp"]
+    for name in ("lr+1ulp", "lr-1ulp", "precision=fast"):
+        assert again["perturbations"][name] == liu_report["perturbations"][name]
     other = audit(liu_map, samples=1000, seed=1, certify_seconds=0, high_precision=False)
-    assert other["perturbations"]["lr+1ulp"] != liu_report["perturbations"]["lr+1ulp"]
+    assert [p["index"] for p in other["flipped_points"]] != [p["index"] for p in again["flipped_points"]]
 
 
 def test_certified_and_high_precision_on_easy_points_match_mpmath_and_numpy():
@@ -189,6 +191,9 @@ def test_bad_inputs(tmp_path):
         audit(str(incomplete), seed=-1)
     with pytest.raises(fs.ConfigError, match="certify_seconds"):
         audit(str(incomplete), certify_seconds=float("nan"))
+    for bad in ([], [128, 20], 512, [128.0]):
+        with pytest.raises(fs.ConfigError, match="certify_bits"):
+            audit(str(incomplete), certify_bits=bad)
     with pytest.raises(fs.ConfigError, match="output directory"):
         audit(42)
     with pytest.raises(fs.ConfigError, match="trainability map"):

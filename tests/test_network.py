@@ -177,7 +177,7 @@ def test_model_is_small_hashable_and_picklable():
     assert len(pickle.dumps(model)) < 500
     assert model.to_dict() == {
         "model": "sohl-dickstein-network", "nonlinearity": "relu", "width": 8, "data": "minibatch",
-        "batch_size": 16, "seed": 3, "n_data": 72,
+        "batch_size": 16, "seed": 3, "rng": "numpy", "n_data": 72,
     }  # fmt: skip
     assert NetworkModel("identity", width=8).n_data == 8 and NetworkModel(data="single").n_data == 1
 

@@ -93,7 +93,7 @@ def _open(store) -> tuple[xr.Dataset, str]:
     return ds, where
 
 
-def _check_options(samples, seed, certify_seconds) -> None:
+def _check_options(samples, seed, certify_seconds, certify_bits) -> None:
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ConfigError(f"samples must be an integer >= 1, got {samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -101,6 +101,9 @@ def _check_options(samples, seed, certify_seconds) -> None:
     if (isinstance(certify_seconds, bool) or not isinstance(certify_seconds, (int, float, np.integer, np.floating))
             or not (math.isfinite(certify_seconds) and certify_seconds >= 0)):
         raise ConfigError(f"certify_seconds must be a finite number >= 0 (0: certify nothing), got {certify_seconds!r}")
+    bits = list(certify_bits) if isinstance(certify_bits, (list, tuple)) else None
+    if not bits or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 53 for b in bits):
+        raise ConfigError(f"certify_bits must be a list of integers >= 53 (e.g. [128, 512, 2048]), got {certify_bits!r}")
 
 
 def _rerun(config: dict, coords: np.ndarray, precision: str) -> np.ndarray:
@@ -214,7 +217,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     (20, 0, 20, 20)
     """
     start = time.perf_counter()
-    _check_options(samples, seed, certify_seconds)
+    _check_options(samples, seed, certify_seconds, certify_bits)
     ds, where = _open(store)
     config = config_of(ds)
     cfg = load_config(config)
@@ -222,6 +225,8 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     escape_step = ds.escape_step.data
     if not isinstance(escape_step, da.Array):
         escape_step = da.from_array(np.asarray(escape_step))
+    elif where == "<dataset>":
+        escape_step = escape_step.persist()  # a lazy map: compute its GD once, not once per pass over it
     seconds = {}
 
     sample = draw(escape_step, samples, np.random.default_rng(seed))
@@ -270,6 +275,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     seconds["certify"] = time.perf_counter() - t
     certified = np.array([e is not None for e in certified_escape_step])
     agree = np.array([e is not None and (e >= 0) == s for e, s in zip(certified_escape_step, stored)])
+    same_step = sum(e == s for e, s in zip(certified_escape_step, sample.escape_step.tolist()))
 
     buckets = bucket_names(sample.distance)
     by_distance = {}
@@ -329,6 +335,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
             "seconds_budget": float(certify_seconds),
             "bits": list(certify_bits),
             "decided_at_bits": {str(b): certified_bits.count(b) for b in certify_bits if certified_bits.count(b)},
+            "same_escape_step": int(same_step),
             "flipped_certified": int((certified & flipped).sum()),
             "flipped_certified_agree": int((agree & flipped).sum()),
         },

@@ -76,9 +76,9 @@ def draw(escape_step: da.Array, samples: int, rng: np.random.Generator) -> Sampl
     >>> bool((s.distance == np.minimum(np.abs(s.index[:, 0] - 24.5) + 0.5, RADIUS + 1)).all())
     True
     """
+    depth = {a: min(RADIUS, n - 1) for a, n in enumerate(escape_step.shape)}
     distance = escape_step.map_overlap(
-        lambda block: _distance_block(block >= 0), depth={a: min(RADIUS, n - 1) for a, n in enumerate(escape_step.shape)},
-        boundary="none", dtype=np.uint8,
+        lambda block: _distance_block(block >= 0), depth=depth, boundary="none", dtype=np.uint8,
         meta=np.empty((0,) * escape_step.ndim, np.uint8),
     )
     escape_step = escape_step.rechunk(distance.chunks)  # map_overlap may have rechunked small blocks

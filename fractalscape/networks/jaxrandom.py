@@ -87,20 +87,21 @@ def threefry2x32(key: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> tuple[np.nd
     >>> hex(int(y0)), hex(int(y1))
     ('0xc4923a9c', '0x483df7a0')
     """
-    key = np.asarray(key, _U32)
-    k0, k1 = key[..., 0], key[..., 1]
+    key, x0, x1 = np.asarray(key, _U32), np.asarray(x0, _U32), np.asarray(x1, _U32)
+    shape = np.broadcast_shapes(key.shape[:-1], x0.shape, x1.shape)
+    # Flat 1-D arrays throughout: NumPy's scalar arithmetic would warn when a sum wraps.
+    key = np.broadcast_to(key, shape + (2,)).reshape(-1, 2)
+    k0, k1 = key[:, 0], key[:, 1]
     ks = (k0, k1, k0 ^ k1 ^ _U32(_KS_PARITY))
-    a = np.asarray(x0, _U32) + ks[0]
-    b = np.asarray(x1, _U32) + ks[1]
-    a, b = np.broadcast_arrays(a, b)
-    a, b = a.copy(), b.copy()
+    a = np.broadcast_to(x0, shape).ravel() + ks[0]
+    b = np.broadcast_to(x1, shape).ravel() + ks[1]
     for i in range(5):
         for r in _ROTATIONS[i % 2]:
             a += b
             b = _rotate_left(b, r) ^ a
         a += ks[(i + 1) % 3]
         b += ks[(i + 2) % 3] + _U32(i + 1)
-    return a, b
+    return a.reshape(shape), b.reshape(shape)
 
 
 def prng_key(seed: int) -> np.ndarray:
