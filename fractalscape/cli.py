@@ -85,32 +85,76 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
         "total_seconds": time.perf_counter() - start,
     }
     write_summary(out_dir, summary)
-    dim_text = (f", boundary dimension {measured['dimension']:.3f} +- {measured['stderr'] or float('nan'):.3f} "
-                f"({measured['method']})" if "dimension" in measured else "")
+    interval = measured.get("interval")
+    dim_text = (f", boundary dimension {measured['dimension']:.3f} +- {measured['stderr'] or float('nan'):.3f}"
+                + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+                + f" ({measured['method']})" if "dimension" in measured else "")
     click.echo(
         f"{info['points']:,} points, {info['fraction_diverged']:.4f} diverged{dim_text}, "
         f"{info['compute_seconds']:.1f} s ({info['gd_steps_per_second']:.3g} GD steps/s) -> {out_dir}",
     )
 
 
+#: Maps up to this many points get a rounding interval by default (it computes the map 4 more times).
+INTERVAL_MAX_POINTS = 2**22
+
+
+def measure(stored, method: str = "auto", *, fit_range=None, interval: bool | None = None):
+    """The boundary dimension of a map and its report (summary.json's ``dimension``, ``dimension --json``).
+
+    ``interval=None`` adds the rounding interval (:mod:`fractalscape.rounding`)
+    to plain, complete maps of at most :data:`INTERVAL_MAX_POINTS` points.
+    Ensemble maps are measured on their ``p_diverged = 0.5`` level set, and
+    the report adds the dimension of their uncertain set ``0 < p < 1``.
+    """
+    from fractalscape.dimension import dimension
+
+    ensemble = "p_diverged" in stored
+    labels = stored.p_diverged if ensemble else stored.diverged
+    why_not = ("an ensemble map: p_low and p_high bound its labels" if ensemble else
+               "the map is incomplete" if stored.attrs.get("incomplete") else
+               f"more than {INTERVAL_MAX_POINTS:,} points: pass --interval to compute it" if interval is None
+               and labels.size > INTERVAL_MAX_POINTS else None)
+    if interval and why_not and interval is not None and not why_not.startswith("more"):
+        raise ConfigError(f"no rounding interval for this map: {why_not}")
+    interval = why_not is None if interval is None else interval
+    result = dimension(stored if interval else labels, method, fit_range=fit_range, interval=interval)
+    report = result.to_dict()
+    if not interval:
+        report["interval_skipped"] = why_not or "not asked for"
+    if ensemble:
+        report["level"] = 0.5
+        try:
+            report["uncertain_set"] = dimension(labels, "boxcount", level="uncertain").to_dict()
+        except ConfigError as err:
+            report["uncertain_set"] = {"skipped": str(err)}
+    if stored.attrs.get("incomplete"):
+        report["incomplete"] = stored.attrs["incomplete"]
+    return result, report
+
+
 def _map_dimension(stored) -> tuple[dict, bytes | None]:
     """The boundary dimension for summary.json and its plot as PNG bytes; a map it cannot measure records why."""
-    from fractalscape.dimension import default_method, dimension
-
-    diverged = stored.diverged
-    if diverged.ndim > 2:
+    if stored.diverged.ndim - sum(a.get("ensemble", False) for a in json.loads(stored.attrs["config"])["axis"]) > 2:
         return {"skipped": "dimension is measured on 1-D and 2-D maps"}, None
     try:
-        result = dimension(diverged, default_method(diverged))
+        result, report = measure(stored)
     except ConfigError as err:
         return {"skipped": str(err)}, None
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    ax = result.plot()
+    figure = Figure()
+    result.plot(figure.add_subplot())
     png = io.BytesIO()
-    ax.figure.savefig(png)
-    plt.close(ax.figure)
-    return result.to_dict(), png.getvalue()
+    figure.savefig(png)
+    return report, png.getvalue()
+
+
+def _interval_text(result) -> str:
+    if result.interval is None:
+        return ""
+    low, high = result.interval
+    return f", 95 % interval [{low:.4f}, {high:.4f}] with rounding"
 
 
 _allow_incomplete = click.option(
@@ -162,20 +206,20 @@ def render_command(store, out_path, size, x_range, y_range, how, allow_incomplet
               show_default=True, help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount.")
 @click.option("--fit-range", nargs=2, type=int, default=None, help="Smallest and largest box size (dyadic: level).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--interval/--no-interval", default=None,
+              help=f"The 95 % interval over a rounding ensemble (4 more maps); default: maps up to "
+                   f"{INTERVAL_MAX_POINTS:,} points.")
 @_allow_incomplete
-def dimension_command(store, method, fit_range, as_json, allow_incomplete):
+def dimension_command(store, method, fit_range, as_json, interval, allow_incomplete):
     """Fractal dimension of the converged/diverged boundary of a stored map."""
-    from fractalscape.dimension import default_method, dimension
+    from fractalscape.dimension import default_method
 
     stored = _open_stored(store, allow_incomplete)
-    diverged = stored.diverged
+    labels = stored.p_diverged if "p_diverged" in stored else stored.diverged
     if method == "auto":
-        method = default_method(diverged)
-    result = dimension(diverged, method, fit_range=fit_range)
+        method = default_method(labels)
+    result, report = measure(stored, method, fit_range=fit_range, interval=interval)
     if as_json:
-        report = result.to_dict()
-        if stored.attrs.get("incomplete"):
-            report["incomplete"] = stored.attrs["incomplete"]
         click.echo(json.dumps(report, indent=2))
         return
     scale = "level" if method == "dyadic" else "box size"
@@ -183,8 +227,13 @@ def dimension_command(store, method, fit_range, as_json, allow_incomplete):
     click.echo(f"{scale:>10s} {'count':>12s}  fitted")
     for size, count in zip(result.sizes, result.counts):
         click.echo(f"{size:>10d} {count:>12d}  {'*' if lo <= size <= hi else ''}")
-    click.echo(f"{method}: dimension {result.dimension:.4f} +- {result.stderr:.4f} (fit over {scale}s {lo}..{hi})"
-               f"{_incomplete_note(stored)}")
+    of = " of the p_diverged = 0.5 level set" if "level" in report else ""
+    click.echo(f"{method}: dimension{of} {result.dimension:.4f} +- {result.stderr:.4f}{_interval_text(result)} "
+               f"(fit over {scale}s {lo}..{hi}){_incomplete_note(stored)}")
+    uncertain = report.get("uncertain_set", {})
+    if "dimension" in uncertain:
+        click.echo(f"uncertain set 0 < p < 1: box-count dimension {uncertain['dimension']:.4f} "
+                   f"+- {uncertain['stderr'] or math.nan:.4f}")
 
 
 @main.command("serve")

@@ -24,6 +24,7 @@ import dask
 import dask.array as da
 import numba
 import numpy as np
+import xarray as xr
 
 from fractalscape.boundary import _check_labels, _edges
 from fractalscape.errors import ConfigError
@@ -302,17 +303,20 @@ def _median_slope(edge, fit_range) -> DimensionResult:
                            (int(sizes[0]), int(sizes[-1])), tuple(slopes.tolist()))
 
 
-def dimension(labels, method: Method = "boxcount", *, fit_range=None
-              ) -> DimensionResult:
+def dimension(labels, method: Method = "boxcount", *, fit_range=None, level=0.5,
+              interval: bool = False, **options) -> DimensionResult:
     """Fractal dimension of the boundary between the two classes of a map.
 
     Parameters
     ----------
-    labels : numpy.ndarray, dask.array.Array or xarray.DataArray
-        Boolean two-class map (e.g. converged vs diverged), 1-D or 2-D.
-        Dask input is counted block by block; the graph is built lazily and
-        evaluated once.
-    method : {"boxcount", "dyadic", "median-slope"}
+    labels : numpy.ndarray, dask.array.Array, xarray.DataArray or xarray.Dataset
+        Boolean two-class map (e.g. converged vs diverged), 1-D or 2-D, or a
+        map of probabilities in [0, 1] (an ensemble's ``p_diverged``, see
+        ``level``), or a trainability Dataset (its ``p_diverged`` if it has
+        one, else ``diverged``; needed for ``interval`` and
+        ``"uncertainty"``). Dask input is counted block by block; the graph
+        is built lazily and evaluated once.
+    method : {"boxcount", "dyadic", "median-slope", "uncertainty", "auto"}
         ``"boxcount"`` (1-D or 2-D): count the boxes of side
         ``s = 1, 2, 4, ...`` cells, aligned at index 0 (partial boxes at the
         far edges count), that contain a boundary cell: a cell is the 2x2
@@ -344,10 +348,25 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None
         ``stderr`` is ``sqrt(pi/2) * 1.4826 * MAD / sqrt(len(slopes))``, the
         large-sample error of a median.  The mask is the boundary cells
         described under ``"boxcount"``, as Sohl-Dickstein's edge mask.
+        ``"uncertainty"`` (Grebogi, McDonald, Ott, Yorke 1983): from the
+        model and window of a Dataset, no map needed; see
+        :func:`fractalscape.uncertainty.uncertainty`, which takes
+        ``**options``.
+
+        ``"auto"``: ``"dyadic"`` for 1-D maps of ``2**n + 1`` points, else
+        ``"boxcount"`` (:func:`default_method`).
     fit_range : tuple (min, max), optional
         Restrict the fit to box sizes (levels for ``"dyadic"``) in
         ``[min, max]``, inclusive, replacing the automatic choice.  For
         ``"median-slope"`` it filters porespy's sizes before the slopes.
+    level : float or "uncertain"
+        For probability maps: the boundary of the level set ``p >= level``
+        (default 0.5), or ``"uncertain"``, the box-count dimension of the
+        set ``0 < p < 1`` itself (points whose ensemble is split).
+    interval : bool
+        Also estimate a 95 % interval over a rounding ensemble of the map
+        (:func:`fractalscape.rounding.rounding_interval`; ``labels`` must be
+        its Dataset, and the map is recomputed 4 times).
 
     Returns
     -------
@@ -363,7 +382,35 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None
     1.0
     >>> dimension(np.arange(1025) < 300, method="dyadic").dimension
     0.0
+
+    A probability map, its p = 0.5 level set and its uncertain set:
+
+    >>> p = np.clip((x - 64) / 128, 0, 1)   # a ramp from 0 to 1 across x = 64 .. 192
+    >>> round(dimension(p).dimension, 1), round(dimension(p, level="uncertain").dimension, 1)
+    (1.0, 2.0)
     """
+    if method == "uncertainty":
+        from fractalscape.uncertainty import uncertainty
+
+        return uncertainty(labels, **options)
+    if options:
+        raise ConfigError(f"unknown option {sorted(options)[0]!r} for method {method!r}")
+    if isinstance(labels, xr.Dataset):
+        if interval:
+            from fractalscape.rounding import rounding_interval
+
+            return rounding_interval(labels, method, fit_range=fit_range)
+        labels = labels.p_diverged if "p_diverged" in labels else labels.diverged
+    elif interval:
+        raise ConfigError("interval=True needs the map's Dataset (its config rebuilds the rounding ensemble), "
+                          "not its labels: pass ds instead of ds.diverged")
+    labels = _probability_level(labels, level)
+    if method == "auto":
+        method = default_method(labels)
+    if isinstance(labels, _Uncertain):
+        if method != "boxcount":
+            raise ConfigError(f"level='uncertain' measures a set, with method='boxcount'; got method={method!r}")
+        return _boxcount(labels.mask, fit_range)
     array = _check_labels(labels)
     if fit_range is not None and (len(fit_range) != 2 or fit_range[0] > fit_range[1]):
         raise ConfigError(f"fit_range must be (min, max) with min <= max, got "
@@ -379,6 +426,25 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None
         return _median_slope(cells, fit_range)
     raise ConfigError(f"method must be 'boxcount', 'dyadic' or 'median-slope', got "
                       f"{method!r}")
+
+
+@dataclass(frozen=True)
+class _Uncertain:
+    mask: object  # points whose probability is strictly between 0 and 1
+
+
+def _probability_level(labels, level):
+    """Boolean labels as given; a probability map thresholded at ``level``, or its uncertain set."""
+    array = labels.data if isinstance(labels, xr.DataArray) else labels
+    if not isinstance(array, (np.ndarray, da.Array)):
+        array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        return labels
+    if level == "uncertain":
+        return _Uncertain((array > 0) & (array < 1))
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level <= 1:
+        raise ConfigError(f"level must be a probability in (0, 1] or 'uncertain', got {level!r}")
+    return array >= level
 
 
 def default_method(diverged) -> str:

@@ -48,6 +48,9 @@ def plot_map(ds: xr.Dataset, path) -> None:
     """
     from fractalscape.render import render
 
+    if "p_diverged" in ds:
+        _plot_probability(ds, path)
+        return
     dims = ds.escape_step.dims
     if len(dims) == 3:
         ds = ds.isel({dims[2]: ds.sizes[dims[2]] // 2})
@@ -71,6 +74,32 @@ def plot_map(ds: xr.Dataset, path) -> None:
     if step > 1:
         title += f" (every {step}th point shown)"
     ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_probability(ds: xr.Dataset, path) -> None:
+    """An ensemble map: 1-D, p_diverged with its Wilson band; 2-D, rendered (converged blue, diverged red)."""
+    from fractalscape.render import render
+
+    dims = ds.p_diverged.dims
+    if len(dims) == 2:
+        render(ds, *SIZE_2D, path=path)
+        return
+    step = max(1, math.ceil(ds.sizes[dims[0]] / MAX_POINTS_1D))
+    ds = ds.isel({dims[0]: slice(None, None, step)})
+    x, xlabel = _axis_values(ds[dims[0]])
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    ax.fill_between(x, ds.p_low.values, ds.p_high.values, color="tab:purple", alpha=0.25, lw=0,
+                    label="Wilson 95 % interval")
+    ax.plot(x, ds.p_diverged.values, color="tab:purple", lw=0.6, label="p_diverged")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"fraction of {int(ds.n.max())} members that diverged")
+    ax.legend(loc="upper left")
+    ax.set_title(f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps')} steps, ensemble over "
+                 f"{ds.p_diverged.attrs.get('ensemble', '')}" + (f" (every {step}th point shown)" if step > 1 else ""))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

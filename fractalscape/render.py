@@ -21,14 +21,15 @@ HOW = ("eq_hist", "log", "linear")
 LOAD_POINTS_MAX = 2**22
 
 
-def plane(ds: xr.Dataset, x_range, y_range) -> tuple[xr.Dataset, dict]:
+def plane(ds: xr.Dataset, x_range, y_range, variable: str = "escape_step") -> tuple[xr.Dataset, dict]:
     """The 2-D window of a map to draw, with log axes replaced by their log10 (evenly spaced) values.
 
-    Returns the windowed Dataset (lazy if ``ds`` is) and the axis labels.
+    Returns the windowed Dataset (lazy if ``ds`` is) and the axis labels;
+    ``variable``'s dimensions are the map's axes.
     """
     from fractalscape.errors import ConfigError
 
-    dims = ds.escape_step.dims
+    dims = ds[variable].dims
     if len(dims) != 2:
         raise ConfigError(
             f"render takes a 2-D map, this one has axes {dims}; "
@@ -115,9 +116,41 @@ def shade(agg: xr.Dataset, how: str = "eq_hist") -> np.ndarray:
     return rgba[::-1]  # datashader's first row is the bottom one
 
 
+#: Colormap of ensemble maps' p_diverged: converged blue (0) to diverged red (1).
+PROBABILITY_CMAP = "RdBu_r"
+
+
+def _render_probability(ds: xr.Dataset, width: int, height: int, x_range, y_range):
+    """An ensemble map's ``p_diverged``, aggregated to the picture's pixels (mean), 0 blue to 1 red."""
+    import datashader as dsh
+    from matplotlib.figure import Figure
+
+    window, labels = plane(ds, x_range, y_range, "p_diverged")
+    xdim, ydim = window.p_diverged.dims
+    p = window.p_diverged.transpose(ydim, xdim).rename({xdim: "x", ydim: "y"})
+    (agg,) = dask.compute(dsh.Canvas(plot_width=width, plot_height=height).raster(p, agg="mean"))
+    dpi = 100
+    fig = Figure(figsize=(width / dpi + 2.2, height / dpi + 1.0), dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    x, y = agg.x.values, agg.y.values
+    image = ax.imshow(agg.values, extent=(x[0], x[-1], y[0], y[-1]), origin="lower", aspect="auto",
+                      interpolation="nearest", cmap=PROBABILITY_CMAP, vmin=0.0, vmax=1.0)
+    ax.set_xlabel(labels[xdim])
+    ax.set_ylabel(labels[ydim])
+    ensemble = ds.p_diverged.attrs.get("ensemble", "")
+    ax.set_title(f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps', '?')} steps: fraction of the "
+                 f"{int(ds.n.max())} members ({ensemble}) that diverged", fontsize=9)
+    bar = fig.colorbar(image, ax=ax, shrink=0.7, pad=0.01, aspect=30)
+    bar.set_label("p_diverged (0 converged, 1 diverged)", fontsize=8)
+    return fig
+
+
 def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, y_range=None,
            how: str = "eq_hist", path=None):
     """Draw a 2-D map at ``width x height`` with axes, tick labels and a legend.
+
+    An ensemble map (:mod:`fractalscape.ensemble`) is drawn as its
+    ``p_diverged`` over the other two axes, converged blue to diverged red.
 
     Parameters
     ----------
@@ -159,6 +192,11 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
             raise ConfigError(f"{name} must be an integer >= 2 pixels, got {value!r}")
+    if "p_diverged" in ds:
+        fig = _render_probability(ds, width, height, x_range, y_range)
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
     agg = aggregate(ds, width, height, x_range, y_range)
     rgba = shade(agg, how)
     x, y = agg.x.values, agg.y.values

@@ -216,6 +216,9 @@ class _Tally:
 
 
 def _config_dict(source) -> dict:
+    if isinstance(source, xr.DataArray):
+        raise ConfigError(f"pass the map's Dataset, not its variable {source.name!r}: the config the pairs are run "
+                          "with is in the Dataset's attrs['config']")
     if isinstance(source, xr.Dataset):
         return config_of(source)
     return read_config(source)
@@ -367,8 +370,9 @@ def uncertainty(source, *, samples: int = 2**20, target: int = 1000, eps=None, s
     seed : int or numpy.random.SeedSequence
         Seed of the draws: a seed gives the same result on any scheduler.
     precision : {"libm", "fast"}, optional
-        Override the config's sin/cos implementation; ``"fast"`` runs some
-        10x faster and labels the same boundary up to a few chaotic points.
+        Override the config's sin/cos implementation; ``"fast"`` is
+        vectorized, several times faster, and labels the same boundary up
+        to a few chaotic points (docs/speed.md).
     axis : int or str, optional
         The axis along which partners are perturbed (2-D; default the first).
         In 2-D the pairs of a row share the other axis' coordinate, drawn
@@ -394,7 +398,8 @@ def uncertainty(source, *, samples: int = 2**20, target: int = 1000, eps=None, s
     ConfigError
         More than 2 axes; bad ``samples``, ``target``, ``eps`` or ``axis``;
         a window too narrow for the default ``eps``; no boundary in the
-        window (every pair agrees); fewer than 3 usable ``eps``.
+        window (every sampled point has the same label); fewer than 3
+        usable ``eps``.
 
     Examples
     --------

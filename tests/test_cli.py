@@ -179,3 +179,57 @@ def test_sweep_command_writes_rows_and_refuses_unknown_keys(tmp_path, small_conf
     assert (out / "sweep.json").is_file() and (out / "sweep.png").is_file()
     refused = run("sweep", small_config, "--param", "descent.nope", "--values", "1 2", "--out", out, check_rc=2)
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+
+
+ENSEMBLE = """
+[landscape]
+name = "cosine-multiplicative"
+
+[descent]
+steps = 300
+
+[[axis]]
+name = "lr"
+start = 0.0
+stop = 1.5
+num = 1025
+
+[[axis]]
+name = "x0"
+start = -5.0
+stop = 5.0
+num = 16
+ensemble = true
+"""
+
+
+def test_ensemble_map_end_to_end(tmp_path):
+    config = tmp_path / "ensemble.toml"
+    config.write_text(ENSEMBLE)
+    out = tmp_path / "run"
+    run("map", config, "--out", out)
+    summary = json.loads((out / "summary.json").read_text())
+    expected = fs.open_config(config)
+    p = expected.p_diverged.values
+    assert summary["dimension"]["level"] == 0.5
+    assert summary["dimension"]["dimension"] == fs.dimension(p >= 0.5, "dyadic").dimension
+    assert summary["dimension"]["uncertain_set"]["dimension"] == fs.dimension(p, "boxcount", level="uncertain").dimension
+    assert "ensemble" in summary["dimension"]["interval_skipped"]
+    text = run("dimension", out).stdout
+    assert "p_diverged = 0.5 level set" in text and "uncertain set 0 < p < 1" in text
+    np.testing.assert_array_equal(fs.open_map(out).p_diverged.values, p)
+    assert (out / "map.png").stat().st_size > 10_000
+
+
+def test_render_draws_an_ensemble_p_map(tmp_path):
+    from PIL import Image
+
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 80), fs.Axis("x0", -2.0, 2.0, 60), fs.Axis("ulp", -1, 1, 3, ensemble=True)])
+    ds = fs.trainability(fs.landscape("cosine-multiplicative"), grid, steps=200)
+    fs.write_map(ds, tmp_path / "run")
+    png = tmp_path / "p.png"
+    run("render", tmp_path / "run", "--out", png, "--size", "160x120")
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).astype(int)
+    reddish = ((pixels[:, 0] > 150) & (pixels[:, 2] < 100)).sum()
+    bluish = ((pixels[:, 2] > 150) & (pixels[:, 0] < 100)).sum()
+    assert reddish > 500 and bluish > 500

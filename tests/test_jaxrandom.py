@@ -227,3 +227,60 @@ def test_model_minibatches_are_his(jax, steps):
     ours = model.minibatches(steps)
     assert ours.shape == (steps + 1, 16)
     assert _same(ours[:steps], his)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["full", "minibatch"])
+def test_his_training_loop_labels_our_map(jax, data):
+    """His net, loss, train_step, train and convergence_measure (lr_vs_lr) on his draws, against network_map."""
+    from fractalscape.networks import network_map
+
+    jnp, width, steps, minibatch_size = jax.numpy, 8, 60, 16 if data == "minibatch" else None
+    (w0, w1), x, y = _his_arrays(jax, width, "tanh", 1.0, 0)
+
+    def net(theta, X):
+        for W in theta:
+            Z = jnp.dot(X, W) / jnp.sqrt(W.shape[0])
+            X = jax.nn.tanh(Z * jnp.sqrt(2))
+        return Z / jnp.sqrt(W.shape[0])
+
+    def loss(theta, X, Y):
+        return jnp.mean((net(theta, X) - Y) ** 2)
+
+    def train_step(rng, theta, hparams, X, Y):
+        if minibatch_size is None:
+            _loss, _grad = jax.value_and_grad(loss)(theta, X, Y)
+        else:
+            idx = jax.random.randint(rng, (minibatch_size,), 0, X.shape[0])
+            _loss, _grad = loss(theta, X, Y), jax.grad(loss)(theta, X[idx], Y[idx])
+        return [t - lr * g for t, g, lr in zip(theta, _grad, hparams)], _loss
+
+    def convergence_measure(v, max_val=1e6):
+        fin = jnp.isfinite(v)
+        v = v * fin + max_val * (1 - fin)
+        v /= v[0]
+        exceeds = v > max_val
+        v = v * (1 - exceeds) + max_val * exceeds
+        converged = jnp.mean(v[-20:]) < 1
+        return jnp.where(converged, -jnp.sum(v), jnp.sum(1 / v))
+
+    step = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None)))
+    gg1, gg2 = jnp.logspace(-1, 3, 16), jnp.logspace(-1, 3, 16)
+    lr0, lr1 = jnp.meshgrid(gg2, gg1)
+    hparams = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
+    theta = [jnp.tile(w, (len(hparams), 1, 1)) for w in (w0, w1)]
+    losses = []
+    for key in jax.random.split(jax.random.PRNGKey(42), steps):
+        theta, value = step(key, theta, hparams, x, y)
+        losses.append(value)
+    his = np.asarray(jax.jit(jax.vmap(convergence_measure))(jnp.stack(losses, axis=-1))).reshape(16, 16)
+
+    model = NetworkModel("tanh", width=width, data=data, rng="jax")
+    ours = network_map(model, [("lr_W1", np.asarray(gg1)), ("lr_W0", np.asarray(gg2))], steps=steps,
+                       threshold=np.inf, precision="libm")["score"]
+    assert np.mean((his < 0) == (ours < 0)) >= 0.99
+    both = np.isfinite(his) & np.isfinite(ours)
+    # Same draws, so the same trajectories up to XLA's rounding (its dot products, tanh and
+    # fused multiply-adds), which chaotic points near the boundary amplify.
+    rel = np.abs(ours[both] - his[both]) / np.abs(his[both])
+    assert both.mean() > 0.5 and np.median(rel) < 1e-12 and np.mean(rel < 1e-6) > 0.9

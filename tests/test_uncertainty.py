@@ -34,7 +34,7 @@ def test_quadratic_counts_match_the_exact_straddling_probability(scale):
     # on a log axis), is uncertain exactly when u is in (u_c - eps, u_c]: probability eps / (width - eps).
     eps = np.logspace(-1, -3, 5)
     samples = 2**15
-    result = uncertainty(quadratic(lr_axis(scale=scale)), eps=eps, samples=samples, target=samples,
+    result = uncertainty(quadratic(lr_axis(scale=scale), steps=100), eps=eps, samples=samples, target=samples,
                          precision="fast")
     width = math.log10(3) if scale == "log" else 1.0
     assert result.sizes == tuple(eps.tolist())
@@ -74,6 +74,21 @@ def test_2d_counts_along_lr_match_the_exact_straddling_probability():
     result = uncertainty(WINDOW_2D, eps=eps, samples=samples, target=samples, axis=0, precision="fast")
     for e, count, pairs in zip(result.sizes, result.counts, result.pairs):
         assert abs(binomial_z(count, pairs, e / (0.04 - e))) < 4, (e, count)
+
+
+@pytest.mark.parametrize("window, axis, eps, truth", [
+    # 1-D: f = eps / (1 - eps) exactly, whose log-log slope over 1e-2..1e-3 is 1.0039: D = -0.0039
+    (quadratic(lr_axis(), steps=100), 0, np.logspace(-2, -3, 3), -0.0039),
+    # 2-D along x0: rows of a fixed lr cross the curve or not, so the rows' pairs are correlated
+    (WINDOW_2D, 1, np.logspace(-1.5, -3, 4), 1.0),
+])
+def test_interval_covers_the_true_dimension_in_most_seeds(window, axis, eps, truth):
+    covered = 0
+    for seed in range(20):
+        low, high = uncertainty(window, eps=eps, samples=2**17, target=50, axis=axis, seed=seed,
+                                precision="fast").interval
+        covered += low < truth < high
+    assert covered >= 16, covered  # 95 % intervals: P(fewer than 16 of 20) = 0.3 %
 
 
 def test_result_is_a_dimension_result_and_serialises():
@@ -135,8 +150,8 @@ GOOD = quadratic(lr_axis())
         (GOOD, {"axis": 1}, "axis must be one of"),
         (GOOD, {"precision": "exact"}, "precision"),
         (quadratic(lr_axis(1.0, 1.0 + 1e-9)), {}, "too narrow for the uncertainty exponent"),
-        (quadratic(lr_axis(0.1, 0.9)), {"eps": [1e-2, 1e-3, 1e-4]}, "sampled points converged: the map has no boundary"),
-        (quadratic(lr_axis(1.1, 1.5)), {"eps": [1e-2, 1e-3, 1e-4]}, "sampled points diverged: the map has no boundary"),
+        (quadratic(lr_axis(0.1, 0.9)), {"eps": [1e-2, 1e-3, 1e-4]}, "points converged: the map has no boundary"),
+        (quadratic(lr_axis(1.1, 1.5)), {"eps": [1e-2, 1e-3, 1e-4]}, "points diverged: the map has no boundary"),
         (GOOD, {"eps": [1e-6, 1e-7, 1e-8], "samples": 2**12}, "only 0 of the 3 eps values"),
         (GOOD, {"eps": [0.4, 0.3, 0.2]}, "only 0 of the 3 eps values"),
         (42, {}, "a config must be a table"),
@@ -148,6 +163,11 @@ def test_bad_input_is_refused_with_one_line(source, kwargs, message):
     text = str(info.value)
     assert "\n" not in text
     assert message in text, text
+
+
+def test_a_map_variable_is_refused_for_its_dataset():
+    with pytest.raises(fs.ConfigError, match="pass the map's Dataset, not its variable 'diverged'"):
+        uncertainty(fs.open_config("liu-multiplicative").diverged)
 
 
 def test_three_axes_are_refused():

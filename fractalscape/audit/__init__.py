@@ -79,7 +79,7 @@ def _open(store) -> tuple[xr.Dataset, str]:
         if "escape_step" not in store or "config" not in store.attrs:
             raise ConfigError("audit needs a trainability map (escape_step and attrs['config']); "
                               "pass an output directory of 'fractalscape map' or fractalscape.trainability(...)")
-        return store, "<dataset>"
+        return store[["escape_step"]].persist(), "<dataset>"  # a lazy map: run its GD once, not once per pass
     if not isinstance(store, (str, os.PathLike)):
         raise ConfigError(f"audit takes a map's output directory (str or path), got {type(store).__name__}")
     where = str(store).rstrip("/")
@@ -157,6 +157,30 @@ def _coordinates(ds: xr.Dataset, names, index: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def _perturbations(names, coords: np.ndarray, precision: str) -> dict:
+    """``{name: (coordinates, precision)}`` of every rerun: as stored, +-1 ulp per axis, other precisions."""
+    runs = {"rerun": (coords, precision)}
+    for a, name in enumerate(names):
+        for sign, direction in (("+", np.inf), ("-", -np.inf)):
+            moved = coords.copy()
+            moved[:, a] = np.nextafter(coords[:, a], direction)
+            runs[f"{name}{sign}1ulp"] = (moved, precision)
+    for other in TRIGS:
+        if other != precision:
+            runs[f"precision={other}"] = (coords, other)
+    return runs
+
+
+def _by_distance(distance: np.ndarray, flipped: np.ndarray) -> dict:
+    buckets = bucket_names(distance)
+    out = {}
+    for name, _, _ in BUCKETS:
+        here = buckets == name
+        k, n = int(flipped[here].sum()), int(here.sum())
+        out[name] = {"sampled": n, "flipped": k, "fraction_flipped": _fraction(k, n)}
+    return out
+
+
 def _certify(points, order, steps, threshold, seconds, bits):
     """Certified escape steps (None: not certified) and the precision that decided, in ``order`` until time is up."""
     escape = [None] * len(points)
@@ -224,9 +248,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     names = cfg.grid.names
     escape_step = ds.escape_step.data
     if not isinstance(escape_step, da.Array):
-        escape_step = da.from_array(np.asarray(escape_step))
-    elif where == "<dataset>":
-        escape_step = escape_step.persist()  # a lazy map: compute its GD once, not once per pass over it
+        escape_step = da.from_array(escape_step)
     seconds = {}
 
     sample = draw(escape_step, samples, np.random.default_rng(seed))
@@ -236,16 +258,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     seconds["sample"] = time.perf_counter() - start
 
     t = time.perf_counter()
-    precision = cfg.descent["precision"]
-    runs = {"rerun": (coords, precision)}
-    for a, name in enumerate(names):
-        for sign, direction in (("+", np.inf), ("-", -np.inf)):
-            moved = coords.copy()
-            moved[:, a] = np.nextafter(coords[:, a], direction)
-            runs[f"{name}{sign}1ulp"] = (moved, precision)
-    for other in TRIGS:
-        if other != precision:
-            runs[f"precision={other}"] = (coords, other)
+    runs = _perturbations(names, coords, cfg.descent["precision"])
     escapes = {name: _rerun(config, c, p) for name, (c, p) in runs.items()}
     seconds["perturbations"] = time.perf_counter() - t
 
@@ -277,12 +290,6 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     agree = np.array([e is not None and (e >= 0) == s for e, s in zip(certified_escape_step, stored)])
     same_step = sum(e == s for e, s in zip(certified_escape_step, sample.escape_step.tolist()))
 
-    buckets = bucket_names(sample.distance)
-    by_distance = {}
-    for name, _, _ in BUCKETS:
-        here = buckets == name
-        by_distance[name] = {"sampled": int(here.sum()), "flipped": int(flipped[here].sum()),
-                             "fraction_flipped": _fraction(int(flipped[here].sum()), int(here.sum()))}
     uniform = ~sample.near_boundary
     uniform_flipped = int(flipped[uniform].sum())
 
@@ -339,7 +346,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
             "flipped_certified": int((certified & flipped).sum()),
             "flipped_certified_agree": int((agree & flipped).sum()),
         },
-        "by_distance": by_distance,
+        "by_distance": _by_distance(sample.distance, flipped),
         "distance": f"Chebyshev distance in grid cells to the nearest point of the other label, exact up to "
                     f"{RADIUS}",
         "flipped_points": listed,

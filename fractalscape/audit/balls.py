@@ -175,15 +175,16 @@ def _image(point: OrbitPoint, box: list, lr, delta, k):
     return image, loss
 
 
-def _maps_into_itself(point: OrbitPoint, box: list, image: list, lr, delta, k, limit, bits: int) -> bool:
-    """Whether a box around ``box`` maps into itself with its loss at most ``limit``.
+def _maps_into_itself(point: OrbitPoint, box: list, next_box: list, lr, delta, k, limit, bits: int) -> bool:
+    """Whether a box ``B`` holding ``box`` maps into itself with the loss on ``B`` at most ``limit``.
 
-    The box is ``box`` widened by 8 times the step to its ``image``: wide
+    ``B`` is ``box`` widened by 8 times the step to ``next_box``: wide
     enough to map into itself where the GD map contracts by 7/8 or better.
     """
-    wide = [arb(b.mid(), 2 * b.rad() + 8 * abs(i.mid() - b.mid()) + arb(2) ** (-bits)) for b, i in zip(box, image)]
+    wide = [arb(b.mid(), 2 * b.rad() + 8 * abs(n.mid() - b.mid()) + arb(2) ** (-bits)) for b, n in zip(box, next_box)]
     image, loss = _image(point, wide, lr, delta, k)
-    return loss <= limit and all(w.contains(i) for w, i in zip(wide, image))
+    inside = all(w.contains(b) and w.contains(i) for w, b, i in zip(wide, box, image))
+    return inside and loss <= limit
 
 
 def _enclosed_escape(point: OrbitPoint, steps: int, threshold: float, bits: int, deadline: float):

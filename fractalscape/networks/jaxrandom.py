@@ -12,7 +12,8 @@ networks exactly. What is matched, and checked against JAX itself by
 * ``jax_threefry_partitionable=True`` (JAX's default since 0.5.0): the
   counter of element ``i`` of a draw is the 64-bit ``i`` itself, so
   ``split(key, n)[i]`` does not depend on ``n``. ``partitionable=False``
-  gives the older scheme (JAX < 0.5.0, what the notebook ran in 2024);
+  gives the older scheme, JAX's default before 0.5.0 (January 2025), so
+  presumably the one the paper's figures (February 2024) were drawn with;
 * ``normal`` and ``uniform`` in float64, ``randint`` in int64, the dtypes of
   the notebook's ``jax_enable_x64``: 64 random bits per value, the top 52
   as the mantissa of a float in ``[1, 2)``, and ``sqrt(2) * erf_inv(u)``
@@ -24,9 +25,10 @@ networks exactly. What is matched, and checked against JAX itself by
   library's (``math.log``), as XLA calls it.
 
 Matched: JAX/jaxlib 0.10.2 on x86-64 CPUs with FMA (:data:`JAX_VERSION`).
-JAX on a CPU without FMA instructions, or on a GPU or TPU (other ``log1p``
-and ``erf_inv`` code), rounds ``normal`` differently in the last bits; the
-integer streams (keys, bits, ``randint``) are the same everywhere.
+Integer streams (keys, bits, ``randint``) are exact integer arithmetic and
+do not depend on the backend; ``normal`` on a CPU without FMA, or on a GPU
+or TPU (other ``log1p`` and ``erf_inv`` code), may differ in the last bits
+(not checked).
 
 Keys are ``uint32`` arrays of shape ``(..., 2)``: leading axes are a batch of
 keys, as under ``jax.vmap``, and every draw gets them as leading axes.
