@@ -15,6 +15,7 @@ from fractalscape.dimension import dimension
 from fractalscape.render import render
 from fractalscape.store import open_map, write_map
 from fractalscape.sweep import sweep
+from fractalscape.uncertainty import uncertainty
 
 __all__ = [
     "__version__",
@@ -35,4 +36,5 @@ __all__ = [
     "sweep",
     "write_map",
     "trainability",
+    "uncertainty",
 ]

@@ -202,18 +202,31 @@ def render_command(store, out_path, size, x_range, y_range, how, allow_incomplet
 
 @main.command("dimension")
 @click.argument("store")
-@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope"]), default="auto",
-              show_default=True, help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount.")
+@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope", "uncertainty"]),
+              default="auto", show_default=True,
+              help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount. uncertainty: from the model "
+                   "and window of STORE, which may then be a config or preset (no map needed).")
 @click.option("--fit-range", nargs=2, type=int, default=None, help="Smallest and largest box size (dyadic: level).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--interval/--no-interval", default=None,
               help=f"The 95 % interval over a rounding ensemble (4 more maps); default: maps up to "
                    f"{INTERVAL_MAX_POINTS:,} points.")
+@click.option("--samples", type=int, default=2**20, show_default=True,
+              help="uncertainty: most pairs drawn at each eps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="uncertainty: random seed.")
+@click.option("--precision", type=click.Choice(["libm", "fast"]), default=None,
+              help="uncertainty: override the config's precision.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="uncertainty: override a config value, as for map.")
 @_allow_incomplete
-def dimension_command(store, method, fit_range, as_json, interval, allow_incomplete):
-    """Fractal dimension of the converged/diverged boundary of a stored map."""
+def dimension_command(store, method, fit_range, as_json, interval, samples, seed, precision, overrides,
+                      allow_incomplete):
+    """Fractal dimension of the converged/diverged boundary of a stored map (or, --method uncertainty, a config)."""
     from fractalscape.dimension import default_method
 
+    if method == "uncertainty":
+        _uncertainty_command(store, as_json, samples, seed, precision, overrides)
+        return
     stored = _open_stored(store, allow_incomplete)
     labels = stored.p_diverged if "p_diverged" in stored else stored.diverged
     if method == "auto":
@@ -234,6 +247,32 @@ def dimension_command(store, method, fit_range, as_json, interval, allow_incompl
     if "dimension" in uncertain:
         click.echo(f"uncertain set 0 < p < 1: box-count dimension {uncertain['dimension']:.4f} "
                    f"+- {uncertain['stderr'] or math.nan:.4f}")
+
+
+def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
+    from pathlib import Path
+
+    from fractalscape.config import read_config, with_overrides
+    from fractalscape.store import MAP_NAME, open_map
+    from fractalscape.uncertainty import uncertainty
+
+    if Path(target, MAP_NAME).exists() and not overrides:
+        source = open_map(target, allow_incomplete=True)  # only its configuration is used
+    else:
+        source = with_overrides(read_config(target), overrides)
+    start = time.perf_counter()
+    result = uncertainty(source, samples=samples, seed=seed, precision=precision)
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "seconds": time.perf_counter() - start}, indent=2))
+        return
+    click.echo(f"{'eps':>12s} {'pairs':>10s} {'uncertain':>10s}  fitted")
+    lo, hi = result.fit_range
+    for eps, pairs, count in zip(result.sizes, result.pairs, result.counts):
+        click.echo(f"{eps:>12.3e} {pairs:>10d} {count:>10d}  {'*' if lo <= eps <= hi else ''}")
+    low, high = result.interval
+    click.echo(f"uncertainty: dimension {result.dimension:.4f}, 95 % interval [{low:.4f}, {high:.4f}] "
+               f"(exponent {result.exponent:.4f} along {result.axis}, eps {lo:.2e}..{hi:.2e}, "
+               f"{time.perf_counter() - start:.1f} s)")
 
 
 @main.command("serve")

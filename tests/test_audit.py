@@ -148,6 +148,19 @@ def test_network_maps_get_ulp_and_precision_only(axes):
     assert "none here" in report["claims"]
 
 
+def test_ensemble_maps_measure_distance_within_each_member():
+    axes = [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 301},
+            {"name": "lr_ulp", "start": -2, "stop": 2, "num": 5, "ensemble": True}]
+    config = {**LIU, "descent": {"steps": 300}, "axis": axes}
+    report = audit(fs.open_config(config), samples=150, certify_seconds=3)
+    _check_counts(report)
+    assert report["perturbations"]["rerun"]["flipped"] == 0  # members rerun with their own ulp shift
+    assert "lr_ulp+1ulp" not in report["perturbations"] and "lr+1ulp" in report["perturbations"]
+    assert report["certified"] > 0
+    point = orbit_points(config, np.array([[0.3, 2.0]]))[0]
+    assert point.lr == (float(np.nextafter(np.nextafter(0.3, 1), 1)),)
+
+
 def test_map_without_boundary_is_all_interior():
     ds = fs.open_config({"landscape": {"name": "quadratic"}, "descent": {"steps": 100},
                          "axis": [{"name": "lr", "start": 0.0, "stop": 0.5, "num": 101}]})

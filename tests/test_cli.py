@@ -233,3 +233,18 @@ def test_render_draws_an_ensemble_p_map(tmp_path):
     reddish = ((pixels[:, 0] > 150) & (pixels[:, 2] < 100)).sum()
     bluish = ((pixels[:, 2] > 150) & (pixels[:, 0] < 100)).sum()
     assert reddish > 500 and bluish > 500
+
+
+def test_dimension_uncertainty_from_a_config(tmp_path):
+    config = tmp_path / "quadratic.toml"
+    config.write_text('[landscape]\nname = "quadratic"\n[descent]\nx0 = 1.0\nsteps = 1000\n'
+                      '[[axis]]\nname = "lr"\nstart = 0.5\nstop = 1.5\nnum = 3\n')
+    result = json.loads(run("dimension", config, "--method", "uncertainty", "--samples", "65536", "--json").stdout)
+    assert result["method"] == "uncertainty"
+    low, high = result["interval"]
+    assert low <= 0.0 <= high and high - low < 0.2
+    three = tmp_path / "three.toml"
+    three.write_text(config.read_text() + '[[axis]]\nname = "x0"\nstart = 0.5\nstop = 1.5\nnum = 3\n'
+                     '[[axis]]\nname = "lr_ulp"\nstart = -1\nstop = 1\nnum = 3\nensemble = true\n')
+    refused = run("dimension", three, "--method", "uncertainty", check_rc=2)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr

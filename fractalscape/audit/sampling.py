@@ -5,7 +5,9 @@ grid cells, to the nearest point of the other label: 1 for a point with a
 neighbour (diagonals included in 2-D and 3-D) of the other label. It is
 exact up to :data:`RADIUS` and clipped to ``RADIUS + 1`` beyond (or where the
 map has no point of the other label at all). It is computed block by block
-with a halo of ``RADIUS`` cells, so maps larger than memory work.
+with a halo of ``RADIUS`` cells, so maps larger than memory work. Ensemble
+axes (:mod:`fractalscape.ensemble`) are not directions: each member's map
+has its own distances.
 """
 
 from __future__ import annotations
@@ -33,8 +35,20 @@ class Sample(NamedTuple):
     boundary_points: int  # points of the whole map with distance 1
 
 
-def _distance_block(labels: np.ndarray) -> np.ndarray:
-    """Chebyshev distance of every point of ``labels`` to the nearest point of the other label, clipped."""
+def _distance_block(labels: np.ndarray, members: tuple[int, ...] = ()) -> np.ndarray:
+    """Chebyshev distance of every point of ``labels`` to the nearest point of the other label, clipped.
+
+    Along the axes ``members`` (ensemble axes) points are not neighbours:
+    each member's map gets its own distances.
+    """
+    if members:
+        distance = np.empty(labels.shape, dtype=np.uint8)
+        for member in np.ndindex(*(labels.shape[a] for a in members)):
+            where = [slice(None)] * labels.ndim
+            for a, i in zip(members, member):
+                where[a] = i
+            distance[tuple(where)] = _distance_block(labels[tuple(where)])
+        return distance
     distance = np.full(labels.shape, RADIUS + 1, dtype=np.uint8)
     for label in (True, False):
         mask = labels == label
@@ -60,12 +74,13 @@ def _offset(chunks, block) -> np.ndarray:
     return np.array([sum(c[:b]) for c, b in zip(chunks, block)], dtype=np.int64)
 
 
-def draw(escape_step: da.Array, samples: int, rng: np.random.Generator) -> Sample:
+def draw(escape_step: da.Array, samples: int, rng: np.random.Generator, members: tuple[int, ...] = ()) -> Sample:
     """Draw ``samples`` distinct points of a map: half near the boundary (distance 1), the rest uniform.
 
     Fewer near-boundary points than half the sample leaves more to the
     uniform draw; a map without boundary is sampled uniformly. ``samples``
-    above the map's size samples every point.
+    above the map's size samples every point. ``members`` are the positions
+    of ensemble axes, along which distances are not measured.
 
     Examples
     --------
@@ -76,9 +91,9 @@ def draw(escape_step: da.Array, samples: int, rng: np.random.Generator) -> Sampl
     >>> bool((s.distance == np.minimum(np.abs(s.index[:, 0] - 24.5) + 0.5, RADIUS + 1)).all())
     True
     """
-    depth = {a: min(RADIUS, n - 1) for a, n in enumerate(escape_step.shape)}
+    depth = {a: 0 if a in members else min(RADIUS, n - 1) for a, n in enumerate(escape_step.shape)}
     distance = escape_step.map_overlap(
-        lambda block: _distance_block(block >= 0), depth=depth, boundary="none", dtype=np.uint8,
+        lambda block: _distance_block(block >= 0, tuple(members)), depth=depth, boundary="none", dtype=np.uint8,
         meta=np.empty((0,) * escape_step.ndim, np.uint8),
     )
     escape_step = escape_step.rechunk(distance.chunks)  # map_overlap may have rechunked small blocks
