@@ -24,6 +24,11 @@ balls of rising precision until the enclosure decides the label
 (:func:`fractalscape.audit.balls.certified_escape`). Networks get the
 rerun, ulp and precision perturbations only.
 
+Ensemble axes (:mod:`fractalscape.ensemble`) are sampled like the others,
+but distances are measured within each member, and a rounding axis (``ulp``,
+``<axis>_ulp``) is not itself moved by an ulp: its members' shifts are
+applied to the coordinates they move, in the reruns and the arb orbits.
+
 A map without boundary (one label everywhere) is audited like any other: all
 its samples are uniform, every distance is ``16+`` and the report's ``note``
 says so.
