@@ -55,7 +55,7 @@ def main() -> None:
     report = json.loads(done.stdout)
     print(f"audit: {num} points, samples={args.samples}, certify_seconds={args.certify_seconds}: "
           f"{wall:.1f} s wall in a fresh process")
-    print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds"].items()))
+    print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds_by_stage"].items()))
     print(f"sampled {report['sampled']} ({report['sampling']}): stable {report['stable']}, "
           f"flipped {report['flipped']}, certified {report['certified']} "
           f"(agree with the stored label: {report['certified_agree']})")

@@ -13,8 +13,9 @@ Schema (``[landscape]`` or ``[network]``, and ``[[axis]]``, are required;
     x0 = 1.0                           # number or list of dim numbers
     lr = 0.5                           # only if no axis sweeps the learning rate
     steps = 1000
-    threshold = 1e8
+    threshold = 1e8                    # or inf: stop only at a non-finite loss
     precision = "libm"
+    label = "threshold"                # networks also "sohl-dickstein"
 
     [[axis]]                           # 1 to 3 of these
     name = "lr"
@@ -58,8 +59,8 @@ from fractalscape.networks import NetworkModel
 from fractalscape.trainability import descent_settings, trainability
 
 DESCENT_KEYS = {
-    "landscape": ("x0", "lr", "steps", "threshold", "precision"),
-    "network": ("lr", "lr_W0", "lr_W1", "init_offset", "steps", "threshold", "precision"),
+    "landscape": ("x0", "lr", "steps", "threshold", "precision", "label"),
+    "network": ("lr", "lr_W0", "lr_W1", "init_offset", "steps", "threshold", "precision", "label"),
 }
 AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk", "ensemble"}
 AXIS_REQUIRED = ("name", "start", "stop", "num")

@@ -223,7 +223,7 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     escape = stored.escape_step
     steps = stored.attrs["steps"]
     diverged, useful = (int(n) for n in dask.compute(
-        (escape >= 0).sum(), xr.where(escape >= 0, escape, steps).sum(dtype=np.int64)
+        stored.diverged.sum(), xr.where(escape >= 0, escape, steps).sum(dtype=np.int64)  # the map's own label
     ))
     return {
         "points": int(escape.size),

@@ -38,15 +38,30 @@ def _vector(what: str, value, dim: int) -> list[float]:
     return [check_finite(what, v) for v in values]
 
 
+#: What ``diverged`` means: the loss crossed ``threshold`` (or was not finite), or Sohl-Dickstein's
+#: measure says the network did not converge (the mean of its last 20 normalised losses is not below 1).
+LABELS = ("threshold", "sohl-dickstein")
+
+
+def _check_label(model, label) -> None:
+    if label not in LABELS:
+        raise ConfigError(
+            f"unknown label {label!r}; valid labels: 'threshold' (the loss crossed threshold or was not finite), "
+            "'sohl-dickstein' (networks: not converged by his measure, the sign of the score)"
+        )
+    if label == "sohl-dickstein" and not isinstance(model, NetworkModel):
+        raise ConfigError("label 'sohl-dickstein' reads a network's score; a landscape uses label = 'threshold'")
+
+
 def _check_run(steps, threshold, precision) -> None:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ConfigError(f"steps must be an integer > 0, got {steps!r}")
     if steps > np.iinfo(np.int32).max:
         raise ConfigError(f"steps must be < 2**31 (escape_step is int32), got {steps}")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"threshold must be a positive finite number, got {threshold!r}")
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ConfigError(f"threshold must be a positive finite number, got {threshold!r}")
+        raise ConfigError(f"threshold must be a positive number or inf, got {threshold!r}")
+    if not threshold > 0:  # inf is allowed: then only a non-finite loss stops a point
+        raise ConfigError(f"threshold must be a positive number or inf, got {threshold!r}")
     get_trig(precision)
 
 
@@ -91,11 +106,12 @@ def kernel_axes(grid: Grid) -> list[str]:
 
 
 def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, threshold=None, precision="libm",
-                     **params) -> dict:
+                     label="threshold", **params) -> dict:
     """Checked GD settings, as stored in the map's provenance and accepted by :func:`trainability`."""
     if threshold is None:
         threshold = NETWORK_THRESHOLD if isinstance(model, NetworkModel) else LANDSCAPE_THRESHOLD
     _check_run(steps, threshold, precision)
+    _check_label(model, label)
     if isinstance(model, NetworkModel):
         settings = _network_settings(model, kernel_axes(grid), x0, lr, params)
     elif isinstance(model, Landscape):
@@ -104,7 +120,9 @@ def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, thresho
         raise ConfigError(
             f"trainability needs a Landscape (fractalscape.landscape(...)) or a NetworkModel, got {model!r}"
         )
-    return {**settings, "steps": int(steps), "threshold": float(threshold), "precision": precision}
+    # the default label is left out, so maps stored before labels existed keep their configuration
+    return {**settings, "steps": int(steps), "threshold": float(threshold), "precision": precision,
+            **({"label": label} if label != "threshold" else {})}
 
 
 def _landscape_block(*coords, land, params, slots, steps, threshold, precision):
@@ -151,6 +169,9 @@ def _network_problem(model: NetworkModel, names, settings: dict):
 def _problem(model, grid: Grid, settings: dict):
     """``(block, readout dtype, model config, model attrs)``: ``block(*coords)`` runs one block of ``grid``."""
     problem = _network_problem if isinstance(model, NetworkModel) else _landscape_problem
+    # The kernels stop at a loss that is not <= threshold: inf itself would pass, its
+    # predecessor (the largest double) does not, so threshold = inf stops at every non-finite loss.
+    settings = {**settings, "threshold": min(settings["threshold"], np.finfo(np.float64).max)}
     block, *rest = problem(model, kernel_axes(grid), settings)
     for axis, targets in ulp_targets(grid.names, grid.ensemble_names).items():
         block = partial(shifted_block, inner=block, rounding=grid.names.index(axis),
@@ -189,13 +210,20 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     steps : int
         Most GD steps per point.
     threshold : float, optional
-        A point diverges once its loss exceeds this (or is not finite).
-        Default 1e8 for landscapes, 1e6 for networks.
+        A point stops once its loss exceeds this (or is not finite), and
+        with ``label="threshold"`` it has then diverged. Default 1e8 for
+        landscapes, 1e6 for networks; ``inf`` stops only at a non-finite loss.
     precision : {"libm", "fast"}
         sin/cos (tanh) implementation, see :mod:`fractalscape.trig`:
         ``"libm"`` (the default) is the C library's, bit-comparable with
         NumPy; ``"fast"`` is vectorizable and may label a few chaotic points
         differently (measured in docs/speed.md).
+    label : {"threshold", "sohl-dickstein"}
+        What ``diverged`` means: the loss crossed ``threshold`` (or was not
+        finite), or, for networks, Sohl-Dickstein's label: not converged by
+        his measure, i.e. ``not score < 0`` (the mean of the last 20 losses
+        normalised by the first is not below 1; non-finite losses count as
+        not converged).
     **params
         Networks: ``lr_W0``, ``lr_W1``, ``init_offset`` when not on an axis.
 
@@ -244,9 +272,12 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         name="trainability-" + tokenize(config_json, __version__),
     )
     escape_step = readouts["escape_step"]
-    data_vars = {
-        "diverged": (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"})
-    }
+    if settings.get("label") == "sohl-dickstein":
+        diverged = (grid.names, ~(readouts["score"] < 0),
+                    {"description": "not converged by Sohl-Dickstein's measure (score not < 0)"})
+    else:
+        diverged = (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"})
+    data_vars = {"diverged": diverged}
     data_vars.update({name: (grid.names, readouts[name], {"description": DESCRIPTIONS[name]}) for name in dtype.names})
     # Axes small enough to hold in memory get an index (ds.sel works); longer ones stay lazy.
     indexed = {a.name: (a.name, a.values(), {"scale": a.scale}) for a in grid.axes if a.num <= INDEXED_AXIS_MAX}

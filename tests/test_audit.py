@@ -89,10 +89,12 @@ def test_certified_labels_agree_with_mpmath(liu_report):
 
 
 def test_audit_is_reproducible_with_its_seed(liu_map, liu_report):
-    again = audit(liu_map, samples=1000, certify_seconds=0, high_precision=False)
+    again = audit(liu_map, samples=1000, certify_seconds=0, high_precision_seconds=0)
     for name in ("lr+1ulp", "lr-1ulp", "precision=fast"):
         assert again["perturbations"][name] == liu_report["perturbations"][name]
-    other = audit(liu_map, samples=1000, seed=1, certify_seconds=0, high_precision=False)
+    assert again["perturbations"]["high-precision-106bit"]["available"] is False
+    other = audit(liu_map, samples=1000, seed=1, certify_seconds=0, high_precision_seconds=1e-9)
+    assert other["perturbations"]["high-precision-106bit"]["run"] <= 1  # out of time at once
     assert [p["index"] for p in other["flipped_points"]] != [p["index"] for p in again["flipped_points"]]
 
 
@@ -129,18 +131,17 @@ def test_2d_landscape_map():
     assert report["certified"] > 0 and report["certification"]["available"]
 
 
+TANH = {"network": {"nonlinearity": "tanh", "width": 4, "data": "full"}, "descent": {"steps": 30, "precision": "fast"}}
+LOG_AXIS = {"start": 0.1, "stop": 1000.0, "scale": "log"}
+
+
 @pytest.mark.parametrize("axes", [
-    ["axis.0.num=16", "axis.1.num=12", "axis.0.chunk=5", "axis.1.chunk=6"],
-    ["axis.0.num=24", "axis.0.chunk=7"],
+    [{"name": "lr_W0", "num": 16, "chunk": 5, **LOG_AXIS}, {"name": "lr_W1", "num": 12, "chunk": 6, **LOG_AXIS}],
+    [{"name": "lr_W0", "num": 24, "chunk": 7, **LOG_AXIS}],
 ])
 def test_network_maps_get_ulp_and_precision_only(axes):
-    raw = fs.config.read_config("sd-tanh")
-    raw["network"]["width"] = 4
-    if len(axes) == 2:
-        raw["axis"] = raw["axis"][:1]
-        raw["descent"]["lr_W1"] = 1.0
-    ds = fs.open_config(fs.config.with_overrides(raw, ["descent.steps=30", *axes]))
-    report = audit(ds, samples=40)
+    descent = {**TANH["descent"], **({"lr_W1": 1.0} if len(axes) == 1 else {})}
+    report = audit(fs.open_config({**TANH, "descent": descent, "axis": axes}), samples=40)
     _check_counts(report)
     assert report["perturbations"]["precision=libm"]["run"] == report["sampled"]
     assert report["perturbations"]["high-precision-106bit"]["available"] is False
@@ -161,6 +162,27 @@ def test_ensemble_maps_measure_distance_within_each_member():
     assert point.lr == (float(np.nextafter(np.nextafter(0.3, 1), 1)),)
 
 
+def test_infinite_threshold_has_no_exact_counterpart():
+    config = {"landscape": {"name": "quadratic"}, "descent": {"steps": 2000, "threshold": float("inf")},
+              "axis": [{"name": "lr", "start": 0.9, "stop": 1.3, "num": 33}]}
+    report = audit(fs.open_config(config), samples=20)
+    _check_counts(report)
+    assert report["perturbations"]["high-precision-106bit"]["available"] is False
+    assert "threshold = inf" in report["perturbations"]["high-precision-106bit"]["reason"]
+    assert report["certified"] == 0 and report["boundary_points"] > 0  # x overflows for lr >~ 1.2
+
+
+def test_sohl_dickstein_label_is_the_one_compared():
+    config = {**TANH, "descent": {"steps": 30, "threshold": float("inf"), "label": "sohl-dickstein", "lr_W1": 10.0},
+              "axis": [{"name": "lr_W0", "num": 40, **LOG_AXIS}]}
+    ds = fs.open_config(config)
+    report = audit(ds, samples=40)
+    _check_counts(report)
+    assert report["sampled"] == 40 and report["boundary_points"] > 0
+    assert report["perturbations"]["rerun"]["flipped"] == 0
+    assert (ds.diverged.values != (ds.escape_step.values >= 0)).any()  # the labels differ from escape steps
+
+
 def test_map_without_boundary_is_all_interior():
     ds = fs.open_config({"landscape": {"name": "quadratic"}, "descent": {"steps": 100},
                          "axis": [{"name": "lr", "start": 0.0, "stop": 0.5, "num": 101}]})
@@ -173,8 +195,7 @@ def test_map_without_boundary_is_all_interior():
 
 def test_draw_distances_match_brute_force():
     labels = np.random.default_rng(3).random((37, 29)) < 0.03  # sparse: distances up to the clip
-    escape = da.from_array(np.where(labels, 2, -1).astype(np.int32), chunks=(5, 6))
-    sample = draw(escape, 300, np.random.default_rng(0))
+    sample = draw(da.from_array(labels, chunks=(5, 6)), 300, np.random.default_rng(0))
     assert len({tuple(i) for i in sample.index.tolist()}) == 300
     others = {True: np.argwhere(~labels), False: np.argwhere(labels)}
     for (i, j), d in zip(sample.index, sample.distance):
@@ -182,7 +203,7 @@ def test_draw_distances_match_brute_force():
         expected = np.abs(other - [i, j]).max(axis=1).min() if len(other) else RADIUS + 1
         assert d == min(expected, RADIUS + 1)
     assert (sample.distance[sample.near_boundary] == 1).all()
-    assert (sample.escape_step == np.where(labels, 2, -1)[tuple(sample.index.T)]).all()
+    assert (sample.diverged == labels[tuple(sample.index.T)]).all()
 
 
 def test_bad_inputs(tmp_path):
@@ -204,6 +225,8 @@ def test_bad_inputs(tmp_path):
         audit(str(incomplete), seed=-1)
     with pytest.raises(fs.ConfigError, match="certify_seconds"):
         audit(str(incomplete), certify_seconds=float("nan"))
+    with pytest.raises(fs.ConfigError, match="high_precision_seconds"):
+        audit(str(incomplete), high_precision_seconds=-1)
     for bad in ([], [128, 20], 512, [128.0]):
         with pytest.raises(fs.ConfigError, match="certify_bits"):
             audit(str(incomplete), certify_bits=bad)

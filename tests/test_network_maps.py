@@ -35,7 +35,9 @@ def test_preset_map_equals_one_block_of_the_model(preset):
                                 cfg.descent["threshold"], cfg.descent["precision"])
     for name in ("escape_step", "final_loss", "score"):
         np.testing.assert_array_equal(ds[name].values, whole[name])
-    np.testing.assert_array_equal(ds.diverged.values, whole["escape_step"] >= 0)
+    # the presets use his label: diverged is "not converged by his measure", the sign of the score
+    assert cfg.descent["label"] == "sohl-dickstein" and cfg.descent["threshold"] == np.inf
+    np.testing.assert_array_equal(ds.diverged.values, ~(whole["score"] < 0))
     assert json.loads(ds.attrs["config"])["network"]["nonlinearity"] == cfg.model.nonlinearity
 
 
@@ -68,3 +70,16 @@ def test_network_preset_through_the_cli(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["network"]["width"] == 4
     assert (out / "map.png").stat().st_size > 1000
+
+
+def test_sohl_dickstein_label_through_the_cli(tmp_path):
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "fractalscape", "map", "sd-tanh", "--out", out,
+                    "--set", "axis.0.num=24", "--set", "axis.1.num=24", "--set", "axis.0.chunk=7",
+                    "--set", "axis.1.chunk=24", "--set", "network.width=4", "--set", "descent.steps=40"],
+                   check=True, capture_output=True)
+    stored = fs.open_map(out)
+    assert stored.attrs["threshold"] == np.inf
+    np.testing.assert_array_equal(stored.diverged.values, ~(stored.score.values < 0))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged_points"] == int(stored.diverged.sum())

@@ -79,9 +79,10 @@ def test_same_map_gives_the_same_dask_keys():
     [
         ({"steps": 0}, "steps must be an integer > 0, got 0"),
         ({"steps": 1.5}, "steps must be an integer > 0"),
-        ({"threshold": 0.0}, "threshold must be a positive finite number, got 0.0"),
-        ({"threshold": float("inf")}, "threshold must be a positive finite number"),
-        ({"threshold": float("nan")}, "threshold must be a positive finite number"),
+        ({"threshold": 0.0}, "threshold must be a positive number or inf, got 0.0"),
+        ({"threshold": float("nan")}, "threshold must be a positive number or inf"),
+        ({"label": "loss"}, "unknown label 'loss'; valid labels: 'threshold'"),
+        ({"label": "sohl-dickstein"}, "a landscape uses label = 'threshold'"),
         ({"x0": [1.0, 2.0]}, "x0 must be a number or a list of 1 numbers"),
         ({"precision": "quad"}, "precision must be one of"),
     ],
@@ -110,3 +111,12 @@ def test_threaded_compute_is_the_default_and_safe():
     with dask.config.set(scheduler="threads"):
         a = ds.escape_step.values
     np.testing.assert_array_equal(a, ds.escape_step.compute(scheduler="sync").values)
+
+
+def test_threshold_inf_stops_only_at_non_finite_losses():
+    # x <- (1 - 2 lr) x on x^2: lr = 1.5 doubles |x| each step, so the loss 4**t overflows to inf
+    # at t = 512 (4**512 = 2**1024); the reference is that count, not a threshold crossing.
+    grid = fs.Grid([fs.Axis("lr", 0.5, 1.5, 3)])
+    ds = fs.trainability(fs.landscape("quadratic"), grid, x0=1.0, steps=2000, threshold=float("inf")).compute()
+    assert ds.escape_step.values[:2].tolist() == [-1, -1]
+    assert int(ds.escape_step.values[2]) == 512 and ds.final_loss.values[2] == np.inf

@@ -17,8 +17,13 @@ perturbations, through :func:`fractalscape.trainability.run_points`:
     from the formulas, not from the kernels (:mod:`fractalscape.audit.balls`).
 
 A point is *flipped* if any perturbation gives it the other label
-(diverged: ``escape_step >= 0``) than the stored one, *stable* otherwise.
-Then, within a time budget, flipped points first, points are *certified*:
+(the map's ``diverged``: ``escape_step >= 0``, or for networks with
+``label = "sohl-dickstein"`` ``not score < 0``) than the stored one,
+*stable* otherwise.
+The 106-bit reruns and the certification run within time budgets
+(``high_precision_seconds``, ``certify_seconds``), so the report says how
+many points each covered. Within its budget, flipped points first, points
+are *certified*:
 the exact real-number orbit of the point's coordinates is enclosed in arb
 balls of rising precision until the enclosure decides the label
 (:func:`fractalscape.audit.balls.certified_escape`). Networks get the
@@ -85,7 +90,8 @@ def _open(store) -> tuple[xr.Dataset, str]:
         if "escape_step" not in store or "config" not in store.attrs:
             raise ConfigError("audit needs a trainability map (escape_step and attrs['config']); "
                               "pass an output directory of 'fractalscape map' or fractalscape.trainability(...)")
-        return store[["escape_step"]].persist(), "<dataset>"  # a lazy map: run its GD once, not once per pass
+        readouts = [v for v in ("diverged", "escape_step") if v in store]
+        return store[readouts].persist(), "<dataset>"  # a lazy map: run its GD once, not once per pass
     if not isinstance(store, (str, os.PathLike)):
         raise ConfigError(f"audit takes a map's output directory (str or path), got {type(store).__name__}")
     where = str(store).rstrip("/")
@@ -99,30 +105,43 @@ def _open(store) -> tuple[xr.Dataset, str]:
     return ds, where
 
 
-def _check_options(samples, seed, certify_seconds, certify_bits) -> None:
+def _check_seconds(what: str, value) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not (math.isfinite(value) and value >= 0)):
+        raise ConfigError(f"{what} must be a finite number of seconds >= 0 (0: none), got {value!r}")
+
+
+def _check_options(samples, seed, high_precision_seconds, certify_seconds, certify_bits) -> None:
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ConfigError(f"samples must be an integer >= 1, got {samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-    if (isinstance(certify_seconds, bool) or not isinstance(certify_seconds, (int, float, np.integer, np.floating))
-            or not (math.isfinite(certify_seconds) and certify_seconds >= 0)):
-        raise ConfigError(f"certify_seconds must be a finite number >= 0 (0: certify nothing), got {certify_seconds!r}")
+    _check_seconds("high_precision_seconds", high_precision_seconds)
+    _check_seconds("certify_seconds", certify_seconds)
     bits = list(certify_bits) if isinstance(certify_bits, (list, tuple)) else None
     if not bits or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 53 for b in bits):
-        raise ConfigError(f"certify_bits must be a list of integers >= 53 (e.g. [128, 512, 2048]), got {certify_bits!r}")
+        raise ConfigError(f"certify_bits must be a list of integers >= 53 (e.g. [128, 512]), got {certify_bits!r}")
 
 
-def _rerun(config: dict, coords: np.ndarray, precision: str) -> np.ndarray:
-    """Escape step at each row of ``coords`` (points x axes): one run_points call per row of the map."""
+def _diverged(readouts: np.ndarray, label: str) -> np.ndarray:
+    """The map's label from readouts, as :func:`fractalscape.trainability.trainability` defines it."""
+    return ~(readouts["score"] < 0) if label == "sohl-dickstein" else readouts["escape_step"] >= 0
+
+
+def _rerun(config: dict, coords: np.ndarray, precision: str, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Label and escape step at each row of ``coords`` (points x axes): one run_points call per map row."""
     rows: dict[bytes, list[int]] = {}
     for i, head in enumerate(coords[:, :-1]):
         rows.setdefault(head.tobytes(), []).append(i)  # bits: 0.0 and -0.0 are different rows
+    diverged = np.empty(len(coords), dtype=bool)
     escape = np.empty(len(coords), dtype=np.int32)
     for members in rows.values():
         first = coords[members[0]]
         axes = [first[a : a + 1] for a in range(coords.shape[1] - 1)] + [coords[members, -1]]
-        escape[members] = run_points(config, axes, precision=precision)["escape_step"].reshape(-1)
-    return escape
+        readouts = run_points(config, axes, precision=precision).reshape(-1)
+        diverged[members] = _diverged(readouts, label)
+        escape[members] = readouts["escape_step"]
+    return diverged, escape
 
 
 def _shifted(grid, coords: np.ndarray) -> np.ndarray:
@@ -177,6 +196,14 @@ def _coordinates(ds: xr.Dataset, names, index: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def _gather(variable: xr.DataArray, index: np.ndarray) -> np.ndarray:
+    """Values of a map variable at the grid indices ``index`` (points x axes)."""
+    data = variable.data
+    if isinstance(data, da.Array):
+        return data.vindex[tuple(index.T)].compute()
+    return np.asarray(data)[tuple(index.T)]
+
+
 def _perturbations(grid, coords: np.ndarray, precision: str) -> dict:
     """``{name: (coordinates, precision)}`` of every rerun: as stored, +-1 ulp per axis, other precisions.
 
@@ -207,6 +234,16 @@ def _by_distance(distance: np.ndarray, flipped: np.ndarray) -> dict:
     return out
 
 
+def _high_precision(points, steps, threshold, seconds):
+    """106-bit escape steps of ``points`` in order until time is up (None: not run)."""
+    deadline = time.perf_counter() + seconds
+    out = []
+    for point in points:
+        out.append(None if time.perf_counter() > deadline else
+                   high_precision_escape(point, steps, threshold, deadline=deadline))
+    return out
+
+
 def _certify(points, order, steps, threshold, seconds, bits):
     """Certified escape steps (None: not certified) and the precision that decided, in ``order`` until time is up."""
     escape = [None] * len(points)
@@ -227,7 +264,7 @@ def _fraction(k: int, n: int):
     return k / n if n else None
 
 
-def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = True,
+def audit(store, *, samples: int = 1000, seed: int = 0, high_precision_seconds: float = 20.0,
           certify_seconds: float = 10.0, certify_bits=CERTIFY_BITS) -> dict:
     """Re-run a sample of a map's points under rounding perturbations; certify some labels.
 
@@ -241,8 +278,10 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
         points with a neighbour of the other label, the rest uniformly.
     seed : int
         Seed of the draw.
-    high_precision : bool
-        Run the 106-bit rerun (landscapes it knows only).
+    high_precision_seconds : float
+        Time budget of the 106-bit reruns (landscapes it knows only; 0:
+        none), run in the draw's order, near-boundary points first; its
+        ``run`` count says how many fitted.
     certify_seconds : float
         Time budget of the certification (0: none). Flipped points go first.
     certify_bits : sequence of int
@@ -251,11 +290,29 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     Returns
     -------
     dict
-        JSON-serialisable: ``sampled``, ``stable``, ``flipped`` (stable +
-        flipped = sampled), ``perturbations`` (``{name: {"run", "flipped"}}``),
-        ``certified``, ``certified_agree``, ``by_distance`` (buckets of grid
-        cells to the nearest point of the other label), ``seconds``,
-        ``model``, ``config``, ``claims`` and more (module docstring).
+        JSON-serialisable:
+
+        - ``sampled``, ``stable``, ``flipped`` (stable + flipped = sampled),
+          ``sampled_near_boundary``, ``sampled_uniform``, ``sampling`` (in
+          words), ``boundary_points`` (points of the map with a neighbour of
+          the other label), ``note`` (None, or why the map has no boundary);
+        - ``perturbations``: ``{name: {"run": n, "flipped": k}}``, the
+          high-precision one with ``available: False`` and a ``reason``
+          where it was not run;
+        - ``uniform_flipped_fraction`` and its ``_stderr``: the uniform
+          half's flipped fraction, an estimate for the whole map;
+        - ``certified``, ``certified_agree`` (certified with the stored
+          label), ``certification`` (tried, undecided, bits, budget, agreement
+          of the escape steps and of the flipped points);
+        - ``by_distance``: ``{bucket: {"sampled", "flipped",
+          "fraction_flipped"}}`` over the buckets ``1``, ``2-3``, ``4-7``,
+          ``8-15``, ``16+`` of grid cells to the nearest point of the other
+          label (:mod:`fractalscape.audit.sampling`);
+        - ``flipped_points``: up to 20 flipped points with every run's
+          escape step (None: not run) and the certified one;
+        - ``seconds`` (total), ``seconds_by_stage``, ``store``, ``model``,
+          ``config``, ``shape``, ``points``, ``seed``, and ``claims``: what the
+          audit can and cannot claim, in words.
 
     Examples
     --------
@@ -267,44 +324,55 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     (20, 0, 20, 20)
     """
     start = time.perf_counter()
-    _check_options(samples, seed, certify_seconds, certify_bits)
+    _check_options(samples, seed, high_precision_seconds, certify_seconds, certify_bits)
     ds, where = _open(store)
     config = config_of(ds)
     cfg = load_config(config)
     names = cfg.grid.names
-    escape_step = ds.escape_step.data
-    if not isinstance(escape_step, da.Array):
-        escape_step = da.from_array(escape_step)
+    label = cfg.descent.get("label", "threshold")
+    diverged = ds.diverged.data if "diverged" in ds else ds.escape_step.data >= 0
+    if not isinstance(diverged, da.Array):
+        diverged = da.from_array(diverged)
     seconds = {}
 
     members = tuple(names.index(n) for n in cfg.grid.ensemble_names)
-    sample = draw(escape_step, samples, np.random.default_rng(seed), members)
+    sample = draw(diverged, samples, np.random.default_rng(seed), members)
     coords = _coordinates(ds, names, sample.index)
-    stored = sample.escape_step >= 0
+    stored = sample.diverged
+    stored_escape = _gather(ds.escape_step, sample.index)
     n = len(stored)
     seconds["sample"] = time.perf_counter() - start
 
     t = time.perf_counter()
     runs = _perturbations(cfg.grid, coords, cfg.descent["precision"])
-    escapes = {name: _rerun(config, c, p) for name, (c, p) in runs.items()}
+    reruns = {name: _rerun(config, c, p, label) for name, (c, p) in runs.items()}
+    escapes = {name: escape for name, (_, escape) in reruns.items()}
     seconds["perturbations"] = time.perf_counter() - t
 
     steps, threshold = cfg.descent["steps"], cfg.descent["threshold"]
-    formulas = isinstance(cfg.model, Landscape) and cfg.model.name in FAMILIES
     model = ds.attrs.get("model", getattr(cfg.model, "name", None))
-    unavailable = {"run": 0, "flipped": 0, "available": False,
-                   "reason": f"no arbitrary-precision formulas for {model!r} (only {', '.join(FAMILIES)})"}
+    formulas = isinstance(cfg.model, Landscape) and cfg.model.name in FAMILIES and math.isfinite(threshold)
+    if not math.isfinite(threshold):
+        reason = ("threshold = inf: floating-point GD then stops at an overflow, which exact arithmetic "
+                  "never reaches, so an exact orbit cannot decide such a label")
+    else:
+        reason = f"no arbitrary-precision formulas for {model!r} (only {', '.join(FAMILIES)})"
+    unavailable = {"run": 0, "flipped": 0, "available": False, "reason": reason}
     points = orbit_points(config, coords) if formulas else []
-    if formulas and high_precision:
-        t = time.perf_counter()
-        escapes[HIGH_PRECISION] = np.array([high_precision_escape(p, steps, threshold) for p in points], np.int32)
-        seconds["high_precision"] = time.perf_counter() - t
-
-    flips = {name: (e >= 0) != stored for name, e in escapes.items()}
-    flipped = np.logical_or.reduce(list(flips.values()))
+    flips = {name: labels != stored for name, (labels, _) in reruns.items()}
     perturbations = {name: {"run": n, "flipped": int(f.sum())} for name, f in flips.items()}
-    if HIGH_PRECISION not in perturbations:
-        perturbations[HIGH_PRECISION] = dict(unavailable, reason="not requested") if formulas else unavailable
+    perturbations[HIGH_PRECISION] = unavailable
+    if formulas and high_precision_seconds > 0:
+        t = time.perf_counter()
+        hp = _high_precision(points, steps, threshold, high_precision_seconds)
+        escapes[HIGH_PRECISION] = np.array([-2 if e is None else e for e in hp], np.int32)  # -2: not run
+        ran = escapes[HIGH_PRECISION] != -2
+        flips[HIGH_PRECISION] = ran & ((escapes[HIGH_PRECISION] >= 0) != stored)
+        perturbations[HIGH_PRECISION] = {"run": int(ran.sum()), "flipped": int(flips[HIGH_PRECISION].sum())}
+        seconds["high_precision"] = time.perf_counter() - t
+    elif formulas:
+        perturbations[HIGH_PRECISION] = dict(unavailable, reason="not requested (high_precision_seconds=0)")
+    flipped = np.logical_or.reduce(list(flips.values()))
 
     t = time.perf_counter()
     certified_escape_step, certified_bits, tried = [None] * n, [None] * n, 0
@@ -315,7 +383,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
     seconds["certify"] = time.perf_counter() - t
     certified = np.array([e is not None for e in certified_escape_step])
     agree = np.array([e is not None and (e >= 0) == s for e, s in zip(certified_escape_step, stored)])
-    same_step = sum(e == s for e, s in zip(certified_escape_step, sample.escape_step.tolist()))
+    same_step = sum(e == s for e, s in zip(certified_escape_step, stored_escape.tolist()))
 
     uniform = ~sample.near_boundary
     uniform_flipped = int(flipped[uniform].sum())
@@ -325,8 +393,9 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
             "index": sample.index[i].tolist(),
             "coords": dict(zip(names, coords[i].tolist())),
             "distance": int(sample.distance[i]),
-            "stored_escape_step": int(sample.escape_step[i]),
-            "escape_step": {name: int(e[i]) for name, e in escapes.items()},
+            "stored_escape_step": int(stored_escape[i]),
+            "stored_diverged": bool(stored[i]),
+            "escape_step": {name: None if e[i] == -2 else int(e[i]) for name, e in escapes.items()},
             "certified_escape_step": certified_escape_step[i],
             "certified_bits": certified_bits[i],
         }
@@ -343,8 +412,8 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
         "store": where,
         "model": model,
         "config": config,
-        "shape": list(escape_step.shape),
-        "points": int(escape_step.size),
+        "shape": list(diverged.shape),
+        "points": int(diverged.size),
         "samples_requested": int(samples),
         "seed": int(seed),
         "sampling": sampling,
@@ -378,9 +447,10 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision: bool = T
                     f"{RADIUS}",
         "flipped_points": listed,
         "note": note,
-        "seconds": seconds,
-        "claims": CLAIMS.format(sampled=n, points=int(escape_step.size), sampling=sampling, seed=seed,
-                                hp=f", a {HIGH_PRECISION_BITS}-bit rerun" if formulas and high_precision else "",
+        "seconds": seconds["total"],
+        "seconds_by_stage": seconds,
+        "claims": CLAIMS.format(sampled=n, points=int(diverged.size), sampling=sampling, seed=seed,
+                                hp=f", a {HIGH_PRECISION_BITS}-bit rerun" if "high_precision" in seconds else "",
                                 cert=cert_note),
     }
     json.dumps(report)  # fail here, not in the caller, if something is not JSON-serialisable

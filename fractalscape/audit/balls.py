@@ -130,8 +130,11 @@ def _constants(point: OrbitPoint):
     return [arb(v) for v in point.lr], arb(point.delta), k
 
 
-def high_precision_escape(point: OrbitPoint, steps: int, threshold: float, bits: int = HIGH_PRECISION_BITS) -> int:
+def high_precision_escape(point: OrbitPoint, steps: int, threshold: float, bits: int = HIGH_PRECISION_BITS,
+                          deadline: float | None = None) -> int | None:
     """Escape step (-1: converged) of ``point`` in ``bits``-bit floating-point arithmetic.
+
+    None if ``time.perf_counter()`` passed ``deadline`` before the orbit ended.
 
     Examples
     --------
@@ -144,7 +147,10 @@ def high_precision_escape(point: OrbitPoint, steps: int, threshold: float, bits:
         lr, delta, k = _constants(point)
         limit = arb(threshold)
         x = [arb(v) for v in point.x0]
+        deadline = float("inf") if deadline is None else deadline
         for t in range(steps + 1):
+            if t % 1024 == 1023 and time.perf_counter() > deadline:
+                return None
             loss, grad, _ = _derivatives(point.family, x, delta, k, hessian=False)
             if not loss.mid() <= limit:
                 return t

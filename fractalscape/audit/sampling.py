@@ -29,7 +29,7 @@ class Sample(NamedTuple):
     """The sampled points, in the order drawn: all near-boundary points, then the uniform ones."""
 
     index: np.ndarray  # (n, ndim) int64 grid indices
-    escape_step: np.ndarray  # (n,) int32, as stored
+    diverged: np.ndarray  # (n,) bool, the stored label
     distance: np.ndarray  # (n,) int, cells to the nearest point of the other label (RADIUS + 1: farther)
     near_boundary: np.ndarray  # (n,) bool: drawn from the points with distance 1
     boundary_points: int  # points of the whole map with distance 1
@@ -74,7 +74,7 @@ def _offset(chunks, block) -> np.ndarray:
     return np.array([sum(c[:b]) for c, b in zip(chunks, block)], dtype=np.int64)
 
 
-def draw(escape_step: da.Array, samples: int, rng: np.random.Generator, members: tuple[int, ...] = ()) -> Sample:
+def draw(diverged: da.Array, samples: int, rng: np.random.Generator, members: tuple[int, ...] = ()) -> Sample:
     """Draw ``samples`` distinct points of a map: half near the boundary (distance 1), the rest uniform.
 
     Fewer near-boundary points than half the sample leaves more to the
@@ -84,21 +84,20 @@ def draw(escape_step: da.Array, samples: int, rng: np.random.Generator, members:
 
     Examples
     --------
-    >>> steps = da.from_array(np.where(np.arange(40) < 25, -1, 3).astype(np.int32), chunks=16)
-    >>> s = draw(steps, 6, np.random.default_rng(0))
+    >>> s = draw(da.from_array(np.arange(40) >= 25, chunks=16), 6, np.random.default_rng(0))
     >>> len(s.index), s.boundary_points, s.distance[s.near_boundary].tolist()
     (6, 2, [1, 1])
     >>> bool((s.distance == np.minimum(np.abs(s.index[:, 0] - 24.5) + 0.5, RADIUS + 1)).all())
     True
     """
-    depth = {a: 0 if a in members else min(RADIUS, n - 1) for a, n in enumerate(escape_step.shape)}
-    distance = escape_step.map_overlap(
-        lambda block: _distance_block(block >= 0, tuple(members)), depth=depth, boundary="none", dtype=np.uint8,
-        meta=np.empty((0,) * escape_step.ndim, np.uint8),
+    depth = {a: 0 if a in members else min(RADIUS, n - 1) for a, n in enumerate(diverged.shape)}
+    distance = diverged.map_overlap(
+        lambda block: _distance_block(block, tuple(members)), depth=depth, boundary="none", dtype=np.uint8,
+        meta=np.empty((0,) * diverged.ndim, np.uint8),
     )
-    escape_step = escape_step.rechunk(distance.chunks)  # map_overlap may have rechunked small blocks
+    diverged = diverged.rechunk(distance.chunks)  # map_overlap may have rechunked small blocks
     counts = distance.map_blocks(_count_ones, chunks=(1,) * distance.ndim, dtype=np.int64).compute()
-    size, shape = escape_step.size, escape_step.shape
+    size, shape = diverged.size, diverged.shape
     n = min(samples, size)
     n_near = min(n // 2 + n % 2, int(counts.sum()))
     near_per_block = rng.multivariate_hypergeometric(counts.ravel(), n_near).reshape(counts.shape)
@@ -114,15 +113,15 @@ def draw(escape_step: da.Array, samples: int, rng: np.random.Generator, members:
     uniform = np.stack(np.unravel_index(flat, shape), axis=1).reshape(-1, len(shape))
     index = np.concatenate([near, uniform]).astype(np.int64)
     blocks = _block_of(index, distance.chunks)
-    steps_out = np.empty(len(index), np.int32)
+    label_out = np.empty(len(index), bool)
     dist_out = np.empty(len(index), np.int64)
     for block in sorted({tuple(b) for b in blocks.tolist()}):
         here = np.all(blocks == block, axis=1)
-        dist_block, steps_block = dask.compute(distance.blocks[block], escape_step.blocks[block])
+        dist_block, label_block = dask.compute(distance.blocks[block], diverged.blocks[block])
         local = tuple((index[here] - _offset(distance.chunks, block)).T)
-        steps_out[here] = steps_block[local]
+        label_out[here] = label_block[local]
         dist_out[here] = dist_block[local]
-    return Sample(index, steps_out, dist_out, np.arange(len(index)) < len(near), int(counts.sum()))
+    return Sample(index, label_out, dist_out, np.arange(len(index)) < len(near), int(counts.sum()))
 
 
 def bucket_names(distance: np.ndarray) -> np.ndarray:
