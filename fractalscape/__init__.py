@@ -14,12 +14,14 @@ from fractalscape.config import load_config, open_config
 from fractalscape.dimension import dimension
 from fractalscape.render import render
 from fractalscape.store import open_map, write_map
+from fractalscape.audit import audit
 from fractalscape.sweep import sweep
 from fractalscape.uncertainty import uncertainty
 
 __all__ = [
     "__version__",
     "Axis",
+    "audit",
     "ConfigError",
     "boundary",
     "contours",

@@ -275,6 +275,31 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
                f"{time.perf_counter() - start:.1f} s)")
 
 
+@main.command("audit")
+@click.argument("store")
+@click.option("--samples", type=int, default=1000, show_default=True,
+              help="Points to re-run, half of them next to the boundary.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+def audit_command(store, samples, seed, as_json):
+    """Re-run a sample of a stored map under rounding perturbations, in high precision and with arb balls."""
+    from fractalscape.audit import audit
+
+    report = audit(store, samples=samples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{report['sampled']} sampled ({report['sampled_near_boundary']} next to the boundary): "
+               f"{report['stable']} stable, {report['flipped']} flipped, {report['certified']} certified "
+               f"({report['certified_agree']} agree with the map), {report['seconds']:.1f} s")
+    for name, counts in report["perturbations"].items():
+        if counts.get("available", True):
+            click.echo(f"  {name:>24s}: {counts['flipped']} of {counts['run']} flipped")
+        else:
+            click.echo(f"  {name:>24s}: not available ({counts.get('reason', '')})")
+    click.echo(report["claims"])
+
+
 @main.command("serve")
 @click.argument("target")
 @click.option("--address", default="127.0.0.1", show_default=True,

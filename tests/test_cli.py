@@ -249,3 +249,14 @@ def test_dimension_uncertainty_from_a_config(tmp_path):
                      '[[axis]]\nname = "lr_ulp"\nstart = -1\nstop = 1\nnum = 3\nensemble = true\n')
     refused = run("dimension", three, "--method", "uncertainty", check_rc=2)
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+
+
+def test_audit_command(tmp_path, small_config):
+    out = tmp_path / "run"
+    run("map", small_config, "--out", out)
+    report = json.loads(run("audit", out, "--samples", "60", "--json").stdout)
+    assert report["sampled"] == 60 and report["stable"] + report["flipped"] == 60
+    assert "not the whole map" in report["claims"]
+    (out / "summary.json").unlink()
+    refused = run("audit", out, check_rc=2)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr

@@ -54,7 +54,9 @@ SLOT_DEFAULTS = {"init_offset": 0.0}
 NONLINEARITIES = ("tanh", "relu", "identity")
 DATA = ("full", "single", "minibatch")
 PRECISIONS = ("libm", "fast")
-RNGS = ("numpy", "jax")
+RNGS = ("numpy", "jax", "jax-2024")
+#: The rngs that are ``jax.random`` streams, and whether each uses partitionable threefry.
+JAX_RNGS = {"jax": True, "jax-2024": False}
 #: Sohl-Dickstein's ``train`` draws its minibatch keys from ``PRNGKey(42)``; ours from ``seed + 42``.
 MINIBATCH_SEED_OFFSET = 42
 
@@ -80,13 +82,18 @@ class NetworkModel:
         Minibatch size, used when ``data="minibatch"``.
     seed : int
         Seed of the weights, the data and the minibatch sequence.
-    rng : {"numpy", "jax"}
+    rng : {"numpy", "jax", "jax-2024"}
         Where the weights, data and minibatches come from: NumPy's
         ``default_rng(seed)``, or ``jax.random`` exactly as Sohl-Dickstein's
         notebook draws them (``PRNGKey(seed)``, and ``PRNGKey(seed + 42)`` for
         the minibatches), computed without JAX by
-        :mod:`fractalscape.networks.jaxrandom`. With ``seed=0``, ``"jax"``
-        gives his network, data and minibatches bit for bit.
+        :mod:`fractalscape.networks.jaxrandom`: ``"jax"`` with JAX's current
+        default ``jax_threefry_partitionable=True`` (since jax 0.5.0), and
+        ``"jax-2024"`` with the older ``False``, JAX's default when his paper
+        (February 2024) was made. With ``seed=0``, either gives his network,
+        data and minibatches bit for bit under that JAX setting; the windows
+        of his published figures lie on the boundary of ``"jax-2024"``'s
+        network (``benchmarks/bench_sd_tiles.py``).
 
     Examples
     --------
@@ -98,6 +105,8 @@ class NetworkModel:
     [-1, 3]
     >>> NetworkModel("tanh", width=8, rng="jax").arrays()["W1"].round(4).tolist()[:3]
     [1.2683, -0.0704, 0.6075]
+    >>> NetworkModel("tanh", width=8, rng="jax-2024").arrays()["W1"].round(4).tolist()[:3]
+    [1.8036, 0.2173, -1.2429]
     """
 
     nonlinearity: Literal["tanh", "relu", "identity"] = "tanh"
@@ -105,7 +114,7 @@ class NetworkModel:
     data: Literal["full", "single", "minibatch"] = "full"
     batch_size: int = 16
     seed: int = 0
-    rng: Literal["numpy", "jax"] = "numpy"
+    rng: Literal["numpy", "jax", "jax-2024"] = "numpy"
 
     def __post_init__(self):
         if self.nonlinearity not in NONLINEARITIES:
@@ -124,8 +133,8 @@ class NetworkModel:
             raise ConfigError(f"network seed must be >= 0, got {self.seed}")
         if self.rng not in RNGS:
             raise ConfigError(f"network rng must be one of {RNGS}, got {self.rng!r}")
-        if self.rng == "jax" and self.seed >= 2**63 - MINIBATCH_SEED_OFFSET:
-            raise ConfigError(f"network seed must be < 2**63 - {MINIBATCH_SEED_OFFSET} with rng='jax' "
+        if self.rng in JAX_RNGS and self.seed >= 2**63 - MINIBATCH_SEED_OFFSET:
+            raise ConfigError(f"network seed must be < 2**63 - {MINIBATCH_SEED_OFFSET} with rng={self.rng!r} "
                               f"(a JAX key is an int64), got {self.seed}")
 
     @property
@@ -145,28 +154,39 @@ class NetworkModel:
         """Initial weights ``W0`` (n, n), ``W1`` (n,) and data ``X`` (B, n), ``Y`` (B,), all N(0, 1).
 
         ``rng="numpy"``: drawn in that order from ``np.random.default_rng(seed)``.
-        ``rng="jax"``: as in the notebook's ``gen_img`` and ``init``, float64::
+        ``rng="jax"`` and ``"jax-2024"``: as in the notebook's ``gen_img`` and ``init``, float64::
 
             key, sub = split(PRNGKey(seed))
             W0, W1 = normal(k, (n, n)), normal(k', (n, 1)) for k, k' in split(sub, 2)
             key, sub = split(key);  X = normal(sub, (B, n))
             key, sub = split(key);  Y = normal(sub, (B, 1))
 
-        with his ``(n, 1)`` and ``(B, 1)`` flattened to ``W1 (n,)`` and ``Y (B,)``.
+        with his ``(n, 1)`` and ``(B, 1)`` flattened to ``W1 (n,)`` and ``Y (B,)``,
+        ``split`` and ``normal`` partitionable for ``"jax"``, not for ``"jax-2024"``.
         """
         return dict(zip(("W0", "W1", "X", "Y"), _arrays(self.width, self.n_data, self.seed, self.rng)))
 
     def minibatches(self, steps: int) -> np.ndarray:
         """Indices of the minibatch of each step 0..steps, shape ``(steps + 1, batch_size)``.
 
-        Drawn with replacement, the same for every grid point, and independent
-        of ``steps``. ``rng="numpy"``: row ``k`` from
-        ``np.random.default_rng([seed, 1, k])``. ``rng="jax"``: row ``k`` is
+        Drawn with replacement, the same for every grid point. ``rng="numpy"``:
+        row ``k`` from ``np.random.default_rng([seed, 1, k])``, independent of
+        ``steps``. ``rng="jax"``: row ``k`` is
         ``randint(keys[k], (batch_size,), 0, B)`` with
         ``keys = split(PRNGKey(seed + 42), steps + 1)``; with JAX's
         partitionable threefry the first ``steps`` rows are his ``train``'s
-        ``split(PRNGKey(42), steps)`` draws (row ``steps`` feeds only the
-        gradient after the last loss, which no readout uses).
+        ``split(PRNGKey(42), steps)`` draws, independent of ``steps``.
+        ``rng="jax-2024"``: his ``keys = split(PRNGKey(seed + 42), steps)``
+        and ``randint`` without partitionable threefry, whose ``split`` hashes
+        the counters ``(i, i + steps)``: every row depends on ``steps``, and
+        row ``steps`` repeats row ``steps - 1``. Row ``steps`` feeds only the
+        gradient after the last loss, which no readout uses.
+
+        Examples
+        --------
+        >>> model = NetworkModel("tanh", width=2, data="minibatch", batch_size=3, rng="jax-2024")
+        >>> model.minibatches(2).tolist(), model.minibatches(3)[:2].tolist()
+        ([[1, 0, 0], [2, 3, 3], [2, 3, 3]], [[1, 4, 3], [1, 1, 0]])
         """
         return _minibatches(self.n_data, self.batch_size, self.seed, steps, self.rng)
 
@@ -180,7 +200,7 @@ class NetworkModel:
         data = {"full": f"full batch of {self.n_data}", "single": "one datapoint",
                 "minibatch": f"minibatches of {self.batch_size} from {self.n_data}"}[self.data]
         return (f"one-hidden-layer network, width {self.width}, phi = {phi}, mean-field, no biases, "
-                f"MSE on {data}, seed {self.seed}" + (" (jax.random)" if self.rng == "jax" else ""))
+                f"MSE on {data}, seed {self.seed}" + _RNG_NOTES[self.rng])
 
     def check_settings(self, values: dict, axis_names) -> None:
         """Raise :class:`ConfigError` unless ``values`` and the axes set every per-point parameter."""
@@ -287,17 +307,21 @@ class NetworkModel:
         return vector
 
 
+_RNG_NOTES = {"numpy": "", "jax": " (jax.random)", "jax-2024": " (jax.random, jax_threefry_partitionable=False)"}
+
+
 @lru_cache(maxsize=16)
 def _arrays(width: int, n_data: int, seed: int, rng: str) -> tuple[np.ndarray, ...]:
-    if rng == "jax":
-        key, sub = jaxrandom.split(jaxrandom.prng_key(seed))
-        layer0, layer1 = jaxrandom.split(sub, 2)
-        w0 = jaxrandom.normal(layer0, (width, width))
-        w1 = jaxrandom.normal(layer1, (width, 1)).ravel()
-        key, sub = jaxrandom.split(key)
-        x = jaxrandom.normal(sub, (n_data, width))
-        key, sub = jaxrandom.split(key)
-        y = jaxrandom.normal(sub, (n_data, 1)).ravel()
+    if rng in JAX_RNGS:
+        kw = {"partitionable": JAX_RNGS[rng]}
+        key, sub = jaxrandom.split(jaxrandom.prng_key(seed), **kw)
+        layer0, layer1 = jaxrandom.split(sub, 2, **kw)
+        w0 = jaxrandom.normal(layer0, (width, width), **kw)
+        w1 = jaxrandom.normal(layer1, (width, 1), **kw).ravel()
+        key, sub = jaxrandom.split(key, **kw)
+        x = jaxrandom.normal(sub, (n_data, width), **kw)
+        key, sub = jaxrandom.split(key, **kw)
+        y = jaxrandom.normal(sub, (n_data, 1), **kw).ravel()
     else:
         gen = np.random.default_rng(seed)
         w0 = gen.standard_normal((width, width))
@@ -311,9 +335,14 @@ def _arrays(width: int, n_data: int, seed: int, rng: str) -> tuple[np.ndarray, .
 
 @lru_cache(maxsize=16)
 def _minibatches(n_data: int, batch_size: int, seed: int, steps: int, rng: str) -> np.ndarray:
+    key = jaxrandom.prng_key(seed + MINIBATCH_SEED_OFFSET) if rng in JAX_RNGS else None
     if rng == "jax":
-        keys = jaxrandom.split(jaxrandom.prng_key(seed + MINIBATCH_SEED_OFFSET), steps + 1)
-        out = jaxrandom.randint(keys, (batch_size,), 0, n_data)
+        out = jaxrandom.randint(jaxrandom.split(key, steps + 1), (batch_size,), 0, n_data)
+    elif rng == "jax-2024":
+        # Unpartitionable split(key, steps) hashes counter pairs (i, i + steps): keys depend on steps.
+        keys = jaxrandom.split(key, steps, partitionable=False)
+        rows = jaxrandom.randint(keys, (batch_size,), 0, n_data, partitionable=False)
+        out = np.concatenate([rows, rows[-1:]])
     else:
         rows = [np.random.default_rng([seed, 1, k]).integers(0, n_data, batch_size) for k in range(steps + 1)]
         out = np.array(rows, dtype=np.int64)
