@@ -74,15 +74,18 @@ def average(smoke: bool) -> None:
             p = ds.p_diverged.values
             level = fs.dimension(p, "dyadic")
             uncertain = fs.dimension(p, "boxcount", level="uncertain")
-            single = fs.dimension(ds.diverged.isel(x0=members // 2).values, "dyadic")
+            one = fs.trainability(fs.landscape(name, delta=0.2, wavelength=0.1), fs.Grid([grid.axes[0]]), x0=1.0,
+                                  steps=1000, precision="fast")
+            single = fs.dimension(one.diverged.values, "dyadic")
+            # what neighbouring p would differ by if the members were independent coin flips
+            noise = float((np.sqrt(2 * p * (1 - p) / members) * np.sqrt(2 / np.pi)).mean())
             print(json.dumps({
                 "landscape": name, "lr_points": p.size, "x0_members": members,
                 "p_half_dimension": level.dimension, "p_half_crossings_finest": level.counts[-1],
                 "uncertain_fraction": float(((p > 0) & (p < 1)).mean()),
                 "uncertain_set_dimension": uncertain.dimension,
-                "single_x0": float(ds.x0.values[members // 2]), "single_x0_dimension": single.dimension,
-                "single_x0_crossings_finest": single.counts[-1],
-                "mean_abs_p_step": float(np.abs(np.diff(p)).mean()),
+                "x0_1_dimension": single.dimension, "x0_1_crossings_finest": single.counts[-1],
+                "mean_abs_p_step": float(np.abs(np.diff(p)).mean()), "coin_flip_abs_p_step": noise,
                 "seconds": round(time.perf_counter() - start, 1),
             }), flush=True)
 

@@ -113,16 +113,46 @@ def shifted_block(*coords, inner, rounding: int, targets: tuple[int, ...]):
     return np.stack(members, axis=rounding)
 
 
+#: One block of an ensemble's summaries over the other axes.
+SUMMARY_DTYPE = np.dtype([("p_diverged", np.float64), ("p_low", np.float64), ("p_high", np.float64),
+                          ("n", np.int32)])
+DESCRIPTIONS = {
+    "p_diverged": "fraction of the ensemble that diverged",
+    "p_low": "Wilson 95 % score interval of p_diverged: low end",
+    "p_high": "Wilson 95 % score interval of p_diverged: high end",
+    "n": "ensemble members per point",
+}
+
+
+def _summaries(block: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """:data:`SUMMARY_DTYPE` of one block of labels over its ensemble ``axes`` (each whole in the block)."""
+    n = math.prod(block.shape[a] for a in axes)
+    k = block.sum(axis=axes, dtype=np.int64)
+    out = np.empty(k.shape, SUMMARY_DTYPE)
+    out["p_diverged"] = k / n
+    out["p_low"], out["p_high"] = wilson_interval(k, n)
+    out["n"] = n
+    return out
+
+
 def ensemble_variables(diverged: xr.DataArray, members: list[str]) -> dict[str, xr.DataArray]:
-    """``p_diverged``, ``p_low``, ``p_high`` and ``n`` of a map's labels over its ensemble axes ``members``."""
-    n = math.prod(diverged.sizes[d] for d in members)
-    k = diverged.sum(members, dtype=np.int64)
-    low, high = wilson_interval(k, n)
-    described = {
-        "p_diverged": (k / n, "fraction of the ensemble that diverged"),
-        "p_low": (low, "Wilson 95 % score interval of p_diverged: low end"),
-        "p_high": (high, "Wilson 95 % score interval of p_diverged: high end"),
-        "n": (xr.full_like(k, n, dtype=np.int32), "ensemble members per point"),
+    """``p_diverged``, ``p_low``, ``p_high`` and ``n`` of a map's labels over its ensemble axes ``members``.
+
+    One task per block computes all four (an ensemble axis is one block).
+    """
+    import dask.array as da
+
+    axes = tuple(diverged.dims.index(d) for d in members)
+    kept = [d for d in diverged.dims if d not in members]
+    data = diverged.data
+    if isinstance(data, da.Array):
+        summary = data.map_blocks(_summaries, axes, drop_axis=axes, dtype=SUMMARY_DTYPE,
+                                  meta=np.empty((0,) * len(kept), SUMMARY_DTYPE))
+    else:
+        summary = _summaries(np.asarray(data), axes)
+    coords = {name: c for name, c in diverged.coords.items() if set(c.dims) <= set(kept)}
+    return {
+        name: xr.DataArray(summary[name], dims=kept, coords=coords,
+                           attrs={"description": text, "ensemble": " ".join(members)})
+        for name, text in DESCRIPTIONS.items()
     }
-    return {name: value.assign_attrs(description=text, ensemble=" ".join(members))
-            for name, (value, text) in described.items()}

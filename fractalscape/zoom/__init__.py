@@ -1,0 +1,146 @@
+"""Zooms into the trainability boundary: keyframes recomputed at every halving, and a video of them.
+
+Sohl-Dickstein (2024) showed the boundary stays fractal over ten decades by
+zooming: each keyframe is a new map of a window half as wide, computed at
+full resolution (never resampled). :func:`zoom` does that for a 2-D config,
+stores the keyframes resumably (:mod:`fractalscape.zoom.keyframes`), measures
+each keyframe's boundary and pools the median-slope estimates
+(:func:`pooled_median_slope`), and renders an MP4 between the keyframes
+(:mod:`fractalscape.zoom.video`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from fractalscape.config import load_config, read_config, with_overrides
+from fractalscape.store import write_file
+from fractalscape.zoom.keyframes import (claim, compute_keyframes, measure_frames, open_stack, pooled_median_slope,
+                                         write_stack)
+from fractalscape.zoom.video import (ColorScale, color_scale, colorize, encode_gif, encode_mp4, video_frames)
+from fractalscape.zoom.windows import check_zoom, deepest_halvings, halvings, keyframe_config
+
+__all__ = ["ColorScale", "color_scale", "colorize", "deepest_halvings", "halvings", "keyframe_config",
+           "open_stack", "pooled_median_slope", "zoom"]
+
+SUMMARY_NAME = "summary.json"
+VIDEO_NAME = "zoom.mp4"
+GIF_NAME = "zoom.gif"
+
+
+def _fixed_point(raw: dict, center, size) -> tuple[float, float]:
+    """The centre's (row, col) in pixel index space of every keyframe image (rows from the top)."""
+    position = []
+    for axis, c, num in zip(raw["axis"], center, size):
+        scale = axis.get("scale", "linear")
+        u = (lambda v: np.log10(v)) if scale == "log" else (lambda v: v)
+        position.append((u(c) - u(axis["start"])) / (u(axis["stop"]) - u(axis["start"])) * (num - 1))
+    col, row_from_bottom = position
+    return size[1] - 1 - row_from_bottom, col
+
+
+def zoom(config, out_dir, *, center, depth, frames_per_doubling: int = 0, size=(256, 256), overrides=(),
+         video: bool = True, gif: bool = False, progress: bool = False) -> dict:
+    """Zoom ``depth`` decades into ``center`` of a 2-D map: keyframes at every halving, their dimensions, a video.
+
+    Keyframe ``i`` (``i = 0 .. n``, ``n = ceil(depth * log2(10))``) is the
+    config's window scaled by ``2**-i`` about ``center`` in each axis' scale
+    (log axes in log10), computed anew at ``size`` pixels through
+    :func:`fractalscape.open_config`. Everything is checked before anything is
+    computed, and an interrupted zoom resumes without recomputing finished
+    keyframes (layout: :mod:`fractalscape.zoom.keyframes`).
+
+    Parameters
+    ----------
+    config : dict, path or str
+        A config with two swept axes (see :func:`fractalscape.load_config`).
+    out_dir : str or path
+        The zoom directory (local path or fsspec URL).
+    center : (float, float)
+        The zoom's fixed point, in the axes' units, inside the config's window.
+    depth : float
+        Decades of zoom, > 0; refused past the float64 floor (pixel spacing
+        below 8 ulp of the coordinates), with the deepest depth possible.
+    frames_per_doubling : int
+        Video frames per halving (exponential zoom with cross-fade); 0 shows
+        only the keyframes.
+    size : (int, int)
+        Keyframe pixels along the first and second axis (2 .. 8192).
+    overrides : sequence of str
+        ``KEY=VALUE`` assignments applied to the config first (``--set``).
+    video, gif : bool
+        Write ``zoom.mp4`` (H.264, sides cut to even) and ``zoom.gif``.
+    progress : bool
+        Print a line per keyframe and each keyframe's block progress.
+
+    Returns
+    -------
+    dict
+        What ``summary.json`` holds: ``frames`` (per keyframe: ``window``,
+        ``fraction_diverged``, ``boxcount`` and ``median_slope`` dimensions or
+        why they were skipped, ``computed``, ``seconds``), ``sohl_dickstein``
+        (pooled median of the median-slope local slopes and their number),
+        ``keyframes_computed``, ``compute_seconds``, ``encode_seconds``,
+        ``video_frames`` and the written files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> summary = zoom("liu-multiplicative-2d", out, center=(0.75, 1.0), depth=0.3, size=(32, 32),
+    ...                overrides=["descent.steps=50"], frames_per_doubling=2)
+    >>> len(summary["frames"]), summary["frames"][1]["window"]
+    (2, {'lr': [0.375, 1.125], 'x0': [-0.5, 1.5]})
+    >>> summary["video_frames"], summary["files"]
+    (3, ['zoom.mp4'])
+    """
+    raw = with_overrides(read_config(config), list(overrides))
+    grid = load_config(raw).grid
+    center, size, n = check_zoom(raw, grid, center, depth, size, frames_per_doubling)
+    out = claim(out_dir, {"config": raw, "center": list(center), "size": list(size)})
+    start = time.perf_counter()
+    records = compute_keyframes(out, raw, center, size, n, progress=progress)
+    compute_seconds = time.perf_counter() - start
+    stack = write_stack(out, raw, center, size, n)
+    start = time.perf_counter()
+    _, pooled = measure_frames(stack, records)
+    measure_seconds = time.perf_counter() - start
+    summary = {
+        "config": raw, "center": list(center), "depth": depth, "halvings": n, "size": list(size),
+        "frames": records, "sohl_dickstein": pooled,
+        "keyframes_computed": sum(r["computed"] for r in records), "keyframes_total": n + 1,
+        "compute_seconds": compute_seconds, "measure_seconds": measure_seconds,
+        "frames_per_doubling": frames_per_doubling, "files": [],
+    }
+    summary.update(_render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress))
+    write_file(out_dir, SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True).encode())
+    return summary
+
+
+def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress) -> dict:
+    """Encode the video(s); their file names, frame count and encoding time (colouring included)."""
+    if not (video or gif):
+        return {"encode_seconds": 0.0, "video_frames": 0}
+    start = time.perf_counter()
+    scale = color_scale(stack)
+    images = (colorize(stack.isel(frame=i), scale).astype(np.float32) for i in range(stack.sizes["frame"]))
+    shape = (size[1] - size[1] % 2, size[0] - size[0] % 2)
+    frames = video_frames(images, _fixed_point(raw, center, size), frames_per_doubling, shape)
+    files, count = [], 0
+    if gif:
+        frames = list(frames)
+        write_file(out_dir, GIF_NAME, encode_gif(frames))
+        files.append(GIF_NAME)
+    if video:
+        data, count = encode_mp4(frames, shape)
+        write_file(out_dir, VIDEO_NAME, data)
+        files.insert(0, VIDEO_NAME)
+    count = count or len(frames)
+    seconds = time.perf_counter() - start
+    if progress:
+        print(f"encoded {count} frames in {seconds:.1f} s", file=sys.stderr)
+    return {"encode_seconds": seconds, "video_frames": count, "files": files}
