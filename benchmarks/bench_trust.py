@@ -3,7 +3,8 @@
     python benchmarks/bench_trust.py table      # per preset: +-1 ulp flips, fast vs libm, dimension spread
     python benchmarks/bench_trust.py average    # Liu's maps averaged over 512 x0 in [-5, 5]
     python benchmarks/bench_trust.py cost       # an ensemble map vs the plain map of the same points
-    python benchmarks/bench_trust.py --smoke table average cost   # tiny sizes (the test suite runs this)
+    python benchmarks/bench_trust.py label      # sd-tanh with Sohl-Dickstein's label vs the threshold label
+    python benchmarks/bench_trust.py --smoke table average cost label   # tiny sizes (the test suite runs this)
 
 Prints one JSON object per line. Medians of 3 runs after a warm-up where timed.
 """
@@ -115,13 +116,38 @@ def cost(smoke: bool) -> None:
                       "runs_plain": plain, "runs_ensemble": ensemble}), flush=True)
 
 
+def label(smoke: bool) -> None:
+    """sd-tanh at width 16 with his label (threshold inf) against the threshold label (1e6)."""
+    size, steps = (16, 50) if smoke else (64, 500)
+    base = with_overrides(read_config("sd-tanh"), [f"axis.0.num={size}", f"axis.1.num={size}", "axis.0.chunk=16",
+                                                  "axis.1.chunk=16", "network.width=16", f"descent.steps={steps}"])
+    variants = {"threshold 1e6": ["descent.label='threshold'", "descent.threshold=1e6"],
+                "sohl-dickstein, threshold 1e6": ["descent.label='sohl-dickstein'", "descent.threshold=1e6"],
+                "sohl-dickstein, threshold inf": ["descent.label='sohl-dickstein'", "descent.threshold=inf"]}
+    times, labels = {}, {}
+    for name, overrides in variants.items():
+        raw = with_overrides(base, overrides)
+        fs.open_config(raw).diverged.compute()  # warm-up: compilation
+        runs = []
+        for _ in range(1 if smoke else 3):
+            start = time.perf_counter()
+            labels[name] = fs.open_config(raw).diverged.values
+            runs.append(time.perf_counter() - start)
+        times[name] = statistics.median(runs)
+    names = list(variants)
+    print(json.dumps({"map": f"sd-tanh width 16, {size}x{size}, {steps} steps", "seconds": times,
+                      "ratio_to_threshold_label": {n: times[n] / times[names[0]] for n in names[1:]},
+                      "agree_with_his_exact_label": {n: float((labels[n] == labels[names[2]]).mean())
+                                                     for n in names[:2]}}), flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="+", choices=["table", "average", "cost"])
+    parser.add_argument("parts", nargs="+", choices=["table", "average", "cost", "label"])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     args = parser.parse_args(argv)
     for part in args.parts:
-        {"table": table, "average": average, "cost": cost}[part](args.smoke)
+        {"table": table, "average": average, "cost": cost, "label": label}[part](args.smoke)
 
 
 if __name__ == "__main__":

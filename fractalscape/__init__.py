@@ -17,6 +17,7 @@ from fractalscape.store import open_map, write_map
 from fractalscape.audit import audit
 from fractalscape.sweep import sweep
 from fractalscape.uncertainty import uncertainty
+from fractalscape.zoom import zoom
 
 __all__ = [
     "__version__",
@@ -39,4 +40,5 @@ __all__ = [
     "write_map",
     "trainability",
     "uncertainty",
+    "zoom",
 ]

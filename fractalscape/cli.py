@@ -202,10 +202,12 @@ def render_command(store, out_path, size, x_range, y_range, how, allow_incomplet
 
 @main.command("dimension")
 @click.argument("store")
-@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope", "uncertainty"]),
+@click.option("--method", type=click.Choice(["auto", "dyadic", "boxcount", "median-slope", "uncertainty",
+                                            "sohl-dickstein"]),
               default="auto", show_default=True,
               help="auto: dyadic for 1-D maps of 2**n + 1 points, else boxcount. uncertainty: from the model "
-                   "and window of STORE, which may then be a config or preset (no map needed).")
+                   "and window of STORE, which may then be a config or preset (no map needed). sohl-dickstein: "
+                   "his protocol on a zoom directory (fractalscape zoom): local slopes pooled over every keyframe.")
 @click.option("--fit-range", nargs=2, type=int, default=None, help="Smallest and largest box size (dyadic: level).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--interval/--no-interval", default=None,
@@ -226,6 +228,16 @@ def dimension_command(store, method, fit_range, as_json, interval, samples, seed
 
     if method == "uncertainty":
         _uncertainty_command(store, as_json, samples, seed, precision, overrides)
+        return
+    if method == "sohl-dickstein":
+        from fractalscape.zoom import pooled_median_slope
+
+        result = pooled_median_slope(store)
+        if as_json:
+            click.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            click.echo(f"sohl-dickstein: median of {len(result.slopes)} local box-count slopes over the zoom's "
+                       f"keyframes: dimension {result.dimension:.4f} +- {result.stderr:.4f}")
         return
     stored = _open_stored(store, allow_incomplete)
     labels = stored.p_diverged if "p_diverged" in stored else stored.diverged
@@ -273,6 +285,37 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
     click.echo(f"uncertainty: dimension {result.dimension:.4f}, 95 % interval [{low:.4f}, {high:.4f}] "
                f"(exponent {result.exponent:.4f} along {result.axis}, eps {lo:.2e}..{hi:.2e}, "
                f"{time.perf_counter() - start:.1f} s)")
+
+
+@main.command("zoom")
+@click.argument("config")
+@click.option("--out", "out_dir", required=True, help="Zoom directory: keyframes, zoom.zarr, zoom.mp4, summary.json.")
+@click.option("--center", nargs=2, type=float, required=True, metavar="X Y", help="The point zoomed into.")
+@click.option("--depth", type=float, required=True, help="Decades of zoom (keyframes halve the window).")
+@click.option("--frames-per-doubling", type=int, default=0, show_default=True,
+              help="Video frames per halving, by exponential zoom and cross-fade (0: keyframes only).")
+@click.option("--size", default="256x256", show_default=True, help="Keyframe pixels, WIDTHxHEIGHT.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--gif", is_flag=True, help="Also write zoom.gif.")
+@click.option("--no-video", is_flag=True, help="Keyframes and dimensions only.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def zoom_command(config, out_dir, center, depth, frames_per_doubling, size, overrides, gif, no_video, progress):
+    """Zoom DEPTH decades into CENTER of a 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable)."""
+    from fractalscape.zoom import zoom
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    try:
+        summary = zoom(config, out_dir, center=center, depth=depth, frames_per_doubling=frames_per_doubling,
+                       size=_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
+        sys.exit(130)
+    pooled = summary["sohl_dickstein"]
+    estimate = (f"pooled median-slope dimension {pooled['dimension']:.4f} +- {pooled['stderr']:.4f} "
+                f"({pooled['slopes']} slopes)" if pooled.get("dimension") is not None else "no pooled dimension")
+    click.echo(f"{len(summary['frames'])} keyframes ({summary['keyframes_computed']} computed), {estimate}, "
+               f"compute {summary['compute_seconds']:.1f} s, encode {summary['encode_seconds']:.1f} s -> {out_dir}")
 
 
 @main.command("audit")

@@ -260,3 +260,18 @@ def test_audit_command(tmp_path, small_config):
     (out / "summary.json").unlink()
     refused = run("audit", out, check_rc=2)
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+
+
+def test_zoom_command_and_pooled_dimension(tmp_path):
+    out = tmp_path / "zoom"
+    args = ["zoom", "liu-multiplicative-2d", "--out", out, "--center", "0.7559", "0.1417", "--depth", "0.7",
+            "--size", "48x40", "--set", "descent.steps=200"]
+    first = run(*args).stdout
+    assert "4 keyframes (4 computed)" in first and (out / "zoom.mp4").stat().st_size > 0
+    assert "4 keyframes (0 computed)" in run(*args).stdout  # resumed: nothing recomputed
+    pooled = json.loads(run("dimension", out, "--method", "sohl-dickstein", "--json").stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    assert pooled["dimension"] == summary["sohl_dickstein"]["dimension"]
+    refused = run("zoom", "liu-multiplicative-2d", "--out", tmp_path / "deep", "--center", "0.7559", "0.1417",
+                  "--depth", "30", check_rc=2)
+    assert "past the float64 floor" in refused.stderr and not (tmp_path / "deep").exists()

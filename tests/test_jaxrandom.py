@@ -1,5 +1,6 @@
 """fractalscape.networks.jaxrandom against JAX itself, bit for bit, and NetworkModel(rng="jax") against the notebook."""
 
+from contextlib import contextmanager
 from fractions import Fraction
 
 import numpy as np
@@ -70,7 +71,7 @@ def test_keys_and_draws_have_jax_shapes_and_ranges():
 
 
 def test_rng_option_is_checked_and_read_from_configs():
-    with pytest.raises(ConfigError, match=r"network rng must be one of \('numpy', 'jax'\), got 'torch'"):
+    with pytest.raises(ConfigError, match=r"network rng must be one of \('numpy', 'jax', 'jax-2024'\), got 'torch'"):
         NetworkModel(rng="torch")
     raw = {"network": {"width": 3, "rng": "torch"}, "axis": [{"name": "lr", "start": 0.1, "stop": 1, "num": 3}]}
     with pytest.raises(ConfigError, match="network rng must be one of"):
@@ -98,7 +99,7 @@ def test_sohl_dickstein_presets_use_his_draws():
     names = [name for name in preset_names() if name.startswith("sd-")]
     assert len(names) >= 6
     for name in names:
-        assert fs.load_config(name).model.rng == "jax", name
+        assert fs.load_config(name).model.rng in ("jax", "jax-2024"), name
 
 
 # Against JAX (CI installs it).
@@ -227,6 +228,51 @@ def test_model_minibatches_are_his(jax, steps):
     ours = model.minibatches(steps)
     assert ours.shape == (steps + 1, 16)
     assert _same(ours[:steps], his)
+
+
+@contextmanager
+def _threefry_2024(jax):
+    """JAX as in 2024 (before 0.5.0): ``jax.config.update("jax_threefry_partitionable", False)``, then restored."""
+    before = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
+
+
+@pytest.mark.parametrize("nonlinearity, data, width, seed", [
+    ("tanh", "full", 8, 0), ("identity", "full", 16, 0), ("tanh", "single", 16, 0), ("relu", "full", 5, 3),
+])
+def test_model_arrays_are_his_with_the_2024_threefry(jax, nonlinearity, data, width, seed):
+    with _threefry_2024(jax):
+        (w0, w1), x, y = _his_arrays(jax, width, nonlinearity, "single_datapoint" if data == "single" else 1.0, seed)
+    arrays = NetworkModel(nonlinearity, width=width, data=data, seed=seed, rng="jax-2024").arrays()
+    assert _same(arrays["W0"], w0) and _same(arrays["X"], x)
+    assert _same(arrays["W1"], np.asarray(w1).ravel()) and _same(arrays["Y"], np.asarray(y).ravel())
+    assert not np.array_equal(arrays["W0"], NetworkModel(nonlinearity, width=width, data=data, seed=seed,
+                                                         rng="jax").arrays()["W0"])
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 1000])
+def test_model_minibatches_are_his_with_the_2024_threefry(jax, steps):
+    model = NetworkModel("tanh", width=16, data="minibatch", batch_size=16, rng="jax-2024")
+    n_data = model.n_data
+    with _threefry_2024(jax):
+        keys = jax.random.split(jax.random.PRNGKey(42), steps)  # his train(), then randint in train_step
+        his = np.stack([np.asarray(jax.random.randint(k, (16,), 0, n_data)) for k in keys])
+    ours = model.minibatches(steps)
+    assert ours.shape == (steps + 1, 16)
+    assert _same(ours[:steps], his) and _same(ours[steps], his[-1])
+
+
+def test_2024_minibatches_depend_on_the_step_count():
+    # The unpartitionable split(key, n) hashes the counter pairs (i, i + n): every key changes with n.
+    model = NetworkModel("tanh", width=3, data="minibatch", batch_size=8, rng="jax-2024")
+    assert not np.array_equal(model.minibatches(10)[:5], model.minibatches(5)[:5])
+    assert "jax_threefry_partitionable=False" in model.description()
+    with pytest.raises(ConfigError, match="seed must be < 2\\*\\*63 - 42 with rng='jax-2024'"):
+        NetworkModel(rng="jax-2024", seed=2**63 - 1)
 
 
 @pytest.mark.slow

@@ -12,8 +12,10 @@ networks exactly. What is matched, and checked against JAX itself by
 * ``jax_threefry_partitionable=True`` (JAX's default since 0.5.0): the
   counter of element ``i`` of a draw is the 64-bit ``i`` itself, so
   ``split(key, n)[i]`` does not depend on ``n``. ``partitionable=False``
-  gives the older scheme, JAX's default before 0.5.0 (January 2025), so
-  presumably the one the paper's figures (February 2024) were drawn with;
+  gives the older scheme, JAX's default before 0.5.0 (January 2025), the
+  one the paper's figures (February 2024) were drawn with: its windows lie
+  on the boundary of ``NetworkModel(rng="jax-2024")``'s networks only
+  (``benchmarks/bench_sd_tiles.py``);
 * ``normal`` and ``uniform`` in float64, ``randint`` in int64, the dtypes of
   the notebook's ``jax_enable_x64``: 64 random bits per value, the top 52
   as the mantissa of a float in ``[1, 2)``, and ``sqrt(2) * erf_inv(u)``

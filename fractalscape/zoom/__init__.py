@@ -127,7 +127,7 @@ def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, 
         return {"encode_seconds": 0.0, "video_frames": 0}
     start = time.perf_counter()
     scale = color_scale(stack)
-    images = (colorize(stack.isel(frame=i), scale).astype(np.float32) for i in range(stack.sizes["frame"]))
+    images = (colorize(stack.isel(frame=i), scale) for i in range(stack.sizes["frame"]))
     shape = (size[1] - size[1] % 2, size[0] - size[0] % 2)
     frames = video_frames(images, _fixed_point(raw, center, size), frames_per_doubling, shape)
     files, count = [], 0

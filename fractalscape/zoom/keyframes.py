@@ -20,6 +20,7 @@ frame at the end; x is the config's first axis, y its second.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -78,7 +79,7 @@ def compute_keyframes(out: Location, raw: dict, center, size, n: int, *, progres
             info, computed = json.loads(Location(where).fs.cat_file(Location(where).path("summary.json"))), False
         else:
             if progress:
-                print(f"keyframe {level}/{n}", flush=True)
+                print(f"keyframe {level}/{n}", file=sys.stderr, flush=True)
             info = write_map(open_config(config), where, progress=progress)
             write_summary(where, info)
             computed = True
@@ -109,12 +110,12 @@ def write_stack(out: Location, raw: dict, center, size, n: int) -> xr.Dataset:
                  .assign_coords({xname: (("frame", "x"), frame[xname].values[None]),
                                  yname: (("frame", "y"), frame[yname].values[None])}))
         layer = layer.load()
-        if level == 0:
-            layer.attrs = {"zoom": json.dumps({"config": raw, "center": list(center), "size": list(size)}),
+        layer.attrs = {"zoom": json.dumps({"config": raw, "center": list(center), "size": list(size)}),
                            "x_axis": xname, "y_axis": yname,
                            "x_scale": raw["axis"][0].get("scale", "linear"),
                            "y_scale": raw["axis"][1].get("scale", "linear"),
-                           "model": frame.attrs.get("model", ""), "steps": frame.attrs.get("steps", 0)}
+                       "model": frame.attrs.get("model", ""), "steps": frame.attrs.get("steps", 0)}
+        if level == 0:
             encoding = {v: {"chunks": (1, *layer[v].shape[1:])} for v in layer.data_vars}
             layer.to_zarr(store, mode="w", consolidated=False, encoding=encoding, **options)
         else:
@@ -215,7 +216,7 @@ def pooled_median_slope(zoom_dir) -> DimensionResult:
     ...          overrides=["descent.steps=100"], video=False)
     >>> result = pooled_median_slope(out)
     >>> result.method, len(result.slopes), 1.0 < result.dimension < 2.0
-    ('sohl-dickstein', 12, True)
+    ('sohl-dickstein', 20, True)
     """
     stack = open_stack(zoom_dir)
     measured = [_measure(stack.diverged.isel(frame=i).values, "median-slope")[0] for i in range(stack.sizes["frame"])]

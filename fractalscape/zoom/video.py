@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -29,6 +30,11 @@ from fractalscape.errors import ConfigError
 FPS = 24
 #: Sohl-Dickstein's cdf_img buffer: each class fills [buffer, 1] of its half of the colormap.
 BUFFER = 0.25
+#: libx264 constant quality (18: visually lossless) and speed preset. The preset trades file size only, not
+#: quality: "ultrafast" encodes a 512^2 frame in ~5 ms on one core against ~20 ms for "veryfast", for files
+#: about 1.5x larger (measured by benchmarks/bench_zoom.py's encoding figure).
+X264_CRF = 18
+X264_PRESET = "ultrafast"
 #: Points of the quantile tables that fix the colour scale over the whole stack.
 QUANTILES = 1025
 #: Pixels sampled per frame for the quantile tables.
@@ -55,17 +61,17 @@ def _as_yx(ds: xr.Dataset) -> xr.Dataset:
         return ds
     if len(dims) != 2:
         raise ConfigError(f"colorize takes one 2-D keyframe, got dims {dims}; select one with stack.isel(frame=i)")
-    return ds.transpose(dims[1], dims[0])
+    return ds.rename({dims[0]: "x", dims[1]: "y"}).transpose("y", "x")
 
 
-def _readouts(ds: xr.Dataset, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(converged values, diverged values) as whole arrays; nan where the other class is."""
+def _readouts(ds: xr.Dataset, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The diverged mask, and the values that set the intensity of the converged and of the diverged pixels."""
     diverged = ds.diverged.values
     if kind == "network":
         score = np.nan_to_num(ds.score.values, nan=np.inf)
-        return np.where(diverged, np.nan, score), np.where(diverged, score, np.nan)
-    loss = np.log10(np.abs(ds.final_loss.values) + 1e-300)
-    return np.where(diverged, np.nan, loss), np.where(diverged, ds.escape_step.values.astype(np.float64), np.nan)
+        return diverged, score[~diverged], score[diverged]
+    loss = ds.final_loss.values[~diverged]
+    return diverged, np.log10(np.abs(loss) + 1e-300), ds.escape_step.values[diverged].astype(np.float64)
 
 
 def _table(values: np.ndarray) -> np.ndarray:
@@ -93,9 +99,9 @@ def color_scale(stack: xr.Dataset) -> ColorScale:
     for frame in frames:
         frame = _as_yx(frame)
         stride = max(1, int(np.sqrt(frame.diverged.size / SAMPLE_PER_FRAME)))
-        c, d = _readouts(frame.isel(y=slice(None, None, stride), x=slice(None, None, stride)), kind)
-        converged.append(c.ravel())
-        diverged.append(d.ravel())
+        _, c, d = _readouts(frame.isel(y=slice(None, None, stride), x=slice(None, None, stride)), kind)
+        converged.append(c)
+        diverged.append(d)
     return ColorScale(kind, _table(np.concatenate(converged)), _table(np.concatenate(diverged)))
 
 
@@ -144,70 +150,84 @@ def colorize(ds_frame: xr.Dataset, scale: ColorScale) -> np.ndarray:
     frame = _as_yx(ds_frame)
     if (scale.kind == "network") != ("score" in frame):
         raise ConfigError(f"colour scale of a {scale.kind} zoom does not fit this keyframe; build it from its stack")
-    converged, diverged = _readouts(frame, scale.kind)
-    is_diverged = frame.diverged.values
+    is_diverged, converged, diverged = _readouts(frame, scale.kind)
+    converged_rank, diverged_rank = _rank(converged, scale.converged), _rank(diverged, scale.diverged)
+    index = np.empty(is_diverged.shape, np.intp)
     if scale.kind == "network":
         # cdf_img: converged -> -[1, buffer], diverged -> [buffer, 1], then negated; Spectral over -1 .. 1
-        signed = np.where(is_diverged, -(BUFFER + (1 - BUFFER) * _rank(diverged, scale.diverged)),
-                          BUFFER + (1 - BUFFER) * (1 - _rank(converged, scale.converged)))
-        index = np.round((signed + 1) / 2 * 255).astype(np.intp)
+        index[~is_diverged] = np.round((1 + BUFFER + (1 - BUFFER) * (1 - converged_rank)) / 2 * 255)
+        index[is_diverged] = np.round((1 - BUFFER - (1 - BUFFER) * diverged_rank) / 2 * 255)
         image = _lut("Spectral", 0.0, 1.0)[index]
     else:
-        reds, blues = _lut("Reds", 0.35, 1.0), _lut("Blues", 0.35, 1.0)
-        red = np.round((1 - np.nan_to_num(_rank(diverged, scale.diverged))) * 255).astype(np.intp)
-        blue = np.round((1 - np.nan_to_num(_rank(converged, scale.converged))) * 255).astype(np.intp)
-        image = np.where(is_diverged[..., None], reds[red], blues[blue])
+        # one table: Blues in entries 0..255, Reds in 256..511
+        index[~is_diverged] = np.round((1 - converged_rank) * 255)
+        index[is_diverged] = 256 + np.round((1 - diverged_rank) * 255)
+        image = np.concatenate([_lut("Blues", 0.35, 1.0), _lut("Reds", 0.35, 1.0)])[index]
     return np.ascontiguousarray(image[::-1])  # row 0 is the top: the largest y
 
 
-def _axis_sampler(positions: np.ndarray, n: int):
-    """Bilinear weights of fractional pixel positions along an axis of ``n`` pixels, and which are inside."""
+def _taps(positions: np.ndarray, n: int):
+    """Bilinear taps along one axis of ``n`` pixels: (low index, high index, weight of high, inside the image)."""
     inside = (positions >= -0.5) & (positions <= n - 0.5)
-    clipped = np.clip(positions, 0, n - 1)
-    low = np.minimum(np.floor(clipped).astype(np.intp), n - 2) if n > 1 else np.zeros_like(clipped, np.intp)
-    frac = (clipped - low).astype(np.float32)
-    return low, frac, inside
+    clamped = np.clip(positions, 0.0, n - 1.0)
+    low = np.minimum(clamped.astype(np.intp), max(n - 2, 0))
+    return low, np.minimum(low + 1, n - 1), clamped - low, inside
 
 
-def _resample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` (float32 H x W x 3) at fractional (row, col) positions, separable bilinear; and the mask inside."""
-    r0, rf, rin = _axis_sampler(rows, image.shape[0])
-    c0, cf, cin = _axis_sampler(cols, image.shape[1])
-    top, bottom = image[r0], image[r0 + 1]
-    rows_mixed = top + (bottom - top) * rf[:, None, None]
-    left, right = rows_mixed[:, c0], rows_mixed[:, c0 + 1]
-    return left + (right - left) * cf[None, :, None], rin[:, None] & cin[None, :]
+@numba.njit(nogil=True)
+def _blend_kernel(current, following, t, rows, cols, next_rows, next_cols, frame):
+    """Separable bilinear samples of keyframe ``i`` cross-faded (weight ``t``) with keyframe ``i + 1`` inside it."""
+    r0, r1, rw, _ = rows
+    c0, c1, cw, _ = cols
+    n0, n1, nw, row_inside = next_rows
+    m0, m1, mw, col_inside = next_cols
+    for i in range(r0.size):
+        for j in range(c0.size):
+            blend = t > 0 and row_inside[i] and col_inside[j]
+            for k in range(3):
+                top = current[r0[i], c0[j], k] * (1 - cw[j]) + current[r0[i], c1[j], k] * cw[j]
+                bottom = current[r1[i], c0[j], k] * (1 - cw[j]) + current[r1[i], c1[j], k] * cw[j]
+                value = top * (1 - rw[i]) + bottom * rw[i]
+                if blend:
+                    top = following[n0[i], m0[j], k] * (1 - mw[j]) + following[n0[i], m1[j], k] * mw[j]
+                    bottom = following[n1[i], m0[j], k] * (1 - mw[j]) + following[n1[i], m1[j], k] * mw[j]
+                    value += (top * (1 - nw[i]) + bottom * nw[i] - value) * t
+                frame[i, j, k] = np.uint8(min(value + 0.5, 255.0))
 
 
 def video_frames(images, fixed_point, frames_per_doubling: int, out_shape):
     """Yield the video's RGB frames (uint8, ``out_shape`` = (height, width)) from the keyframe images.
 
-    ``images`` yields keyframe images (float32, rows from the top) in order;
-    ``fixed_point`` is the zoom centre's (row, col) position in pixel index
-    space, the same in every keyframe.
+    ``images`` yields the keyframe images (uint8, rows from the top) in
+    order; ``fixed_point`` is the zoom centre's (row, col) in pixel index
+    space, the same in every keyframe. Yields ``frames_per_doubling`` frames
+    per halving (0: each keyframe once), then the last keyframe. The frame at
+    zoom level ``i + t`` samples keyframe ``i`` at the output pixels'
+    positions shrunk by ``2**-t`` about the fixed point, and keyframe
+    ``i + 1`` (twice as fine) at those positions times 2.
     """
     images = iter(images)
     current = next(images)
     height, width = current.shape[:2]
-    out_h, out_w = out_shape
-    base_rows = np.linspace(0, height - 1, out_h)
-    base_cols = np.linspace(0, width - 1, out_w)
-    fr, fc = fixed_point
+    rows = np.linspace(0, height - 1, out_shape[0])
+    cols = np.linspace(0, width - 1, out_shape[1])
+    fixed_row, fixed_col = fixed_point
+
+    def frame(following, t):
+        shrink = 2.0**-t
+        out = np.empty((*out_shape, 3), np.uint8)
+        _blend_kernel(current, following, t,
+                      _taps(fixed_row + (rows - fixed_row) * shrink, height),
+                      _taps(fixed_col + (cols - fixed_col) * shrink, width),
+                      _taps(fixed_row + (rows - fixed_row) * 2 * shrink, height),
+                      _taps(fixed_col + (cols - fixed_col) * 2 * shrink, width), out)
+        return out
+
     for following in images:
         for j in range(max(frames_per_doubling, 1)):
-            t = j / max(frames_per_doubling, 1)
-            shrink = 2.0**-t  # window of zoom level i + t, in keyframe i's pixels
-            frame, _ = _resample(current, fr + (base_rows - fr) * shrink, fc + (base_cols - fc) * shrink)
-            if t > 0:
-                grow = 2.0 ** (1 - t)  # the same window in keyframe i + 1's pixels
-                sharp, inside = _resample(following, fr + (base_rows - fr) * grow, fc + (base_cols - fc) * grow)
-                frame = np.where(inside[..., None], frame + (sharp - frame) * np.float32(t), frame)
-            yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
-            if frames_per_doubling == 0:
-                break
+            yield frame(following, j / max(frames_per_doubling, 1))
         current = following
-    final, _ = _resample(current, base_rows, base_cols)
-    yield np.clip(final + 0.5, 0, 255).astype(np.uint8)
+    yield frame(current, 0.0)
 
 
 def encode_mp4(frames, shape) -> tuple[bytes, int]:
@@ -220,7 +240,7 @@ def encode_mp4(frames, shape) -> tuple[bytes, int]:
         stream = container.add_stream("libx264", rate=FPS)
         stream.height, stream.width = shape
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
+        stream.options = {"crf": str(X264_CRF), "preset": X264_PRESET}
         for rgb in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 container.mux(packet)
