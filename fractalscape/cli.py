@@ -188,15 +188,18 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--y-range", nargs=2, type=float, default=None, help="Window along the second axis.")
 @click.option("--how", type=click.Choice(["eq_hist", "log", "linear"]), default="eq_hist", show_default=True,
               help="Colour scaling; eq_hist is the CDF restretch.")
+@click.option("--colors", type=click.Choice(["auto", "classes", "sohl-dickstein"]), default="auto", show_default=True,
+              help="sohl-dickstein: his convention (Spectral, converged blue, diverged red, intensity from the "
+                   "score; network maps); classes: escape step and final loss; auto: his for networks.")
 @_allow_incomplete
-def render_command(store, out_path, size, x_range, y_range, how, allow_incomplete):
+def render_command(store, out_path, size, x_range, y_range, how, colors, allow_incomplete):
     """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader."""
     from fractalscape.render import render
 
     width, height = _size(size)
     start = time.perf_counter()
     stored = _open_stored(store, allow_incomplete)
-    render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=out_path)
+    render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=out_path, colors=colors)
     click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s){_incomplete_note(stored)}")
 
 

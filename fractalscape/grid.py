@@ -83,6 +83,8 @@ class Axis:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError(f"axis name must be an identifier such as 'lr', got {self.name!r}")
         set_ = object.__setattr__
+        if self.ensemble is True and isinstance(self.num, (int, np.integer)) and self.num < 2:
+            raise ConfigError(f"axis {self.name!r}: an ensemble needs at least 2 members, got num={self.num}")
         set_(self, "start", check_finite(f"axis {self.name!r}: start", self.start))
         set_(self, "stop", check_finite(f"axis {self.name!r}: stop", self.stop))
         set_(self, "num", _positive_int(self.name, "num", self.num, 2))

@@ -145,8 +145,38 @@ def _render_probability(ds: xr.Dataset, width: int, height: int, x_range, y_rang
     return fig
 
 
+#: Colour conventions: ``"classes"`` (two colormaps, escape step and final loss), ``"sohl-dickstein"``
+#: (his: Spectral, converged blue, diverged red, intensity from the score; networks), ``"auto"`` (his for
+#: network maps, classes otherwise).
+COLORS = ("auto", "classes", "sohl-dickstein")
+
+
+def _render_sohl_dickstein(ds: xr.Dataset, width: int, height: int, x_range, y_range):
+    """A network map in Sohl-Dickstein's colours, read with a stride down to about the picture's size."""
+    from matplotlib.figure import Figure
+
+    from fractalscape.zoom.video import color_scale, colorize
+
+    window, labels = plane(ds, x_range, y_range, "diverged")
+    xdim, ydim = window.diverged.dims
+    stride = {xdim: max(1, window.sizes[xdim] // width), ydim: max(1, window.sizes[ydim] // height)}
+    window = window[["diverged", "score"]].isel({d: slice(None, None, s) for d, s in stride.items()}).load()
+    image = colorize(window, color_scale(window))
+    dpi = 100
+    fig = Figure(figsize=(width / dpi + 1.2, height / dpi + 1.0), dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    x, y = window[xdim].values, window[ydim].values
+    ax.imshow(image, extent=(x[0], x[-1], y[0], y[-1]), aspect="auto", interpolation="nearest")
+    ax.set_xlabel(labels[xdim])
+    ax.set_ylabel(labels[ydim])
+    shown = "" if max(stride.values()) == 1 else f", every {stride[xdim]} x {stride[ydim]}th point"
+    ax.set_title(f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps', '?')} steps{shown}\n"
+                 "Sohl-Dickstein's colours: converged blue, diverged red, intensity from the score", fontsize=8)
+    return fig
+
+
 def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, y_range=None,
-           how: str = "eq_hist", path=None):
+           how: str = "eq_hist", path=None, colors: str = "auto"):
     """Draw a 2-D map at ``width x height`` with axes, tick labels and a legend.
 
     An ensemble map (:mod:`fractalscape.ensemble`) is drawn as its
@@ -166,6 +196,12 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
         Colour scaling; ``eq_hist`` is the CDF restretch.
     path : str or Path, optional
         Where to write the PNG.
+    colors : {"auto", "classes", "sohl-dickstein"}
+        ``"sohl-dickstein"``: his convention for network maps (matplotlib's
+        Spectral, converged blue, diverged red, intensity from his score,
+        each class histogram-equalised), so a picture can be set beside his
+        figures; ``"classes"``: diverged by escape step, converged by final
+        loss; ``"auto"``: his for network maps, else classes.
 
     Returns
     -------
@@ -192,8 +228,17 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
             raise ConfigError(f"{name} must be an integer >= 2 pixels, got {value!r}")
+    if colors not in COLORS:
+        raise ConfigError(f"colors must be one of {', '.join(COLORS)}, got {colors!r}")
+    if colors == "sohl-dickstein" and "score" not in ds:
+        raise ConfigError("colors='sohl-dickstein' reads a network map's score; this map has none: use 'classes'")
+    special = None
     if "p_diverged" in ds:
-        fig = _render_probability(ds, width, height, x_range, y_range)
+        special = _render_probability
+    elif colors == "sohl-dickstein" or (colors == "auto" and "score" in ds):
+        special = _render_sohl_dickstein
+    if special is not None:
+        fig = special(ds, width, height, x_range, y_range)
         if path is not None:
             fig.savefig(path, dpi=100)
         return fig

@@ -114,7 +114,7 @@ def test_bad_ensembles_are_refused(axes, match):
     ({"name": "lr_ulp", "start": -1, "stop": 1, "num": 5, "ensemble": True}, "integer start, stop and spacing"),
     ({"name": "lr_ulp", "start": -1, "stop": 1, "num": 3}, "set ensemble = true"),
     ({"name": "x0", "start": -1, "stop": 1, "num": 8, "chunk": 4, "ensemble": True}, "one block"),
-    ({"name": "x0", "start": -1, "stop": 1, "num": 1, "ensemble": True}, "num must be >= 2"),
+    ({"name": "x0", "start": -1, "stop": 1, "num": 1, "ensemble": True}, "an ensemble needs at least 2 members"),
     ({"name": "x0", "start": -1, "stop": 1, "num": 3, "ensemble": "yes"}, "true or false"),
 ])
 def test_bad_ensemble_axes_are_refused(kwargs, match):

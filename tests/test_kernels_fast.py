@@ -107,11 +107,12 @@ def test_fast_labels_equal_libm_on_non_chaotic_landscapes():
 
 
 def test_fast_labels_differ_from_libm_only_in_the_chaotic_band():
-    # Liu's additive landscape, roughness 20: a 1-ulp difference in sin/cos
-    # grows by the orbit's Lyapunov factor, so a point in the chaotic band may
+    # Liu's additive landscape, roughness 20: a 1-ulp difference in sin/cos, or
+    # in the order of operations (libm follows Liu's code, fast its own), grows
+    # by the orbit's Lyapunov factor, so a point in the chaotic band may
     # escape at another step or, rarely, not at all. On the 2**20 + 1 preset
-    # 0.02 % of `diverged` and 1.8 % of `escape_step` values differ
-    # (docs/speed.md); allow 20x and 8x that here. Where GD contracts
+    # 0.04 % of `diverged` and 15.6 % of `escape_step` values differ
+    # (docs/speed.md); allow 10x and 1.6x that here. Where GD contracts
     # (lr < 0.1) nothing may differ; where every point escapes (lr > 1.05)
     # the escape step may move, the label may not.
     lr = np.linspace(0.0, 1.5, 8193)
@@ -119,7 +120,7 @@ def test_fast_labels_differ_from_libm_only_in_the_chaotic_band():
     libm = _run(ADDITIVE, ["lr"], [lr], precision="libm")["escape_step"]
     label_differs = (fast >= 0) != (libm >= 0)
     assert label_differs.mean() <= 0.004
-    assert (fast != libm).mean() <= 0.15
+    assert (fast != libm).mean() <= 0.25
     assert not (fast != libm)[lr < 0.1].any()
     assert not label_differs[(lr < 0.1) | (lr > 1.05)].any()
 

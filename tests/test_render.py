@@ -100,3 +100,24 @@ def test_render_refuses_1d_maps():
     ds = fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0.0, 1.5, 10)]))
     with pytest.raises(fs.ConfigError, match="render takes a 2-D map"):
         render(ds, 10, 10)
+
+
+def test_network_maps_render_in_sohl_dickstein_colours(tmp_path):
+    from PIL import Image
+
+    raw = fs.config.read_config("sd-tanh")
+    raw = {**raw, "network": {**raw["network"], "width": 4}, "descent": {**raw["descent"], "steps": 40},
+           "axis": [{**a, "num": 40, "chunk": 40} for a in raw["axis"]]}
+    ds = fs.open_config(raw).compute()
+    assert ds.diverged.values.any() and not ds.diverged.values.all()
+    path = tmp_path / "sd.png"
+    fs.render(ds, 200, 200, path=path)
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int).reshape(-1, 3)
+    red = (pixels[:, 0] > 140) & (pixels[:, 2] < 110)
+    blue = (pixels[:, 2] > 140) & (pixels[:, 0] < 110)
+    # Spectral's red end for diverged, its blue end for converged, in proportion to the map
+    share = ds.diverged.values.mean()
+    assert red.sum() > 0.3 * share * 200 * 200 and blue.sum() > 0.1 * (1 - share) * 200 * 200
+    with pytest.raises(fs.ConfigError, match="reads a network map's score"):
+        fs.render(fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0, 1, 4), fs.Axis("x0", 0, 1, 4)])),
+                  10, 10, colors="sohl-dickstein")
