@@ -116,6 +116,15 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(np.sqrt(variance / np.sum((x - x.mean()) ** 2)))
 
 
+def axes(ax=None):
+    """``ax``, or new matplotlib Axes on a Figure of their own (no pyplot: no global state, no backend switch)."""
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure().add_subplot()
+
+
 @dataclass(frozen=True)
 class DimensionResult:
     """A fractal dimension estimate and the counts it came from.
@@ -177,18 +186,15 @@ class DimensionResult:
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
+        >>> import io
         >>> import numpy as np
         >>> from fractalscape.dimension import dimension
         >>> y, x = np.indices((64, 64))
         >>> disk = (x - 32) ** 2 + (y - 32) ** 2 < 400
         >>> ax = dimension(disk, fit_range=(1, 16)).plot()
+        >>> ax.figure.savefig(io.BytesIO(), format="png")
         """
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            ax = plt.figure().add_subplot()
+        ax = axes(ax)
         sizes = np.array(self.sizes, dtype=float)
         counts = np.array(self.counts, dtype=float)
         if self.method == "dyadic":

@@ -35,7 +35,7 @@ import xarray as xr
 from scipy import stats
 
 from fractalscape.config import config_of, load_config, read_config
-from fractalscape.dimension import DimensionResult
+from fractalscape.dimension import DimensionResult, axes
 from fractalscape.errors import ConfigError
 from fractalscape.trainability import run_points
 from fractalscape.trig import get_trig
@@ -102,16 +102,11 @@ class UncertaintyResult(DimensionResult):
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
         >>> result = UncertaintyResult("uncertainty", 0.0, 0.01, (1e-3, 1e-2, 1e-1), (10, 100, 1000),
         ...                            (1e-3, 1e-1), pairs=(10**4,) * 3, axis="lr")
         >>> ax = result.plot()
         """
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            ax = plt.figure().add_subplot()
+        ax = axes(ax)
         eps = np.array(self.sizes, dtype=float)
         counts = np.array(self.counts, dtype=float)
         fraction = counts / np.array(self.pairs, dtype=float)
