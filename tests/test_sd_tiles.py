@@ -25,9 +25,10 @@ NETWORKS = {
 }  # fmt: skip
 
 
-def _small(name: str, size: int, steps: int | None = None) -> fs.config.Config:
+def _small(name: str, size: int, steps: int | None = None, rng: str | None = None) -> fs.config.Config:
     overrides = [f"axis.{i}.{key}={size}" for i in (0, 1) for key in ("num", "chunk")]
     overrides += [] if steps is None else [f"descent.steps={steps}"]
+    overrides += [] if rng is None else [f'network.rng="{rng}"']
     return fs.load_config(with_overrides(read_config(name), overrides))
 
 
@@ -66,6 +67,4 @@ def test_the_minibatch_window_needs_his_step_count():
 @pytest.mark.slow
 def test_todays_jax_stream_misses_the_windows():
     # rng = "jax" (partitionable threefry, JAX's default since 0.5.0): not his network; the tanh window is all converged.
-    cfg = fs.load_config(with_overrides(read_config("sd-tile-tanh"),
-                                        ["axis.0.num=6", "axis.1.num=6", 'network.rng="jax"']))
-    assert not cfg.dataset().diverged.values.any()
+    assert not _small("sd-tile-tanh", 6, rng="jax").dataset().diverged.values.any()
