@@ -239,3 +239,18 @@ def test_a_directory_holding_another_zoom_is_refused(tmp_path):
         zoom(_config(steps=20), tmp_path, center=(0.5, 0.3), depth=0.3, size=(16, 16), video=False)
     with pytest.raises(fs.ConfigError, match="no finished zoom"):
         pooled_median_slope(tmp_path / "keyframes")
+
+
+def test_outward_zoom_ends_at_the_configs_window(tmp_path):
+    # Sohl-Dickstein's protocol: keyframes zoom out from his tile by doubling; here the
+    # tile is a small window of Liu's 2-D map, and the last keyframe must be that window.
+    from fractalscape.config import read_config, with_overrides
+
+    tile = with_overrides(read_config("liu-multiplicative-2d"),
+                          ["axis.0.start=0.75", "axis.0.stop=0.76", "axis.1.start=0.1", "axis.1.stop=0.11",
+                           "descent.steps=100"])
+    summary = fs.zoom(tile, tmp_path / "z", depth=0.9, size=(24, 20), outward=True, video=False)
+    last = summary["frames"][-1]["window"]
+    assert last["lr"] == pytest.approx([0.75, 0.76], abs=1e-15) and last["x0"] == pytest.approx([0.1, 0.11], abs=1e-15)
+    first = summary["frames"][0]["window"]
+    assert first["lr"][1] - first["lr"][0] == pytest.approx(0.01 * 2**len(summary["frames"][1:]), rel=1e-9)

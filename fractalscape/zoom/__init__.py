@@ -22,9 +22,9 @@ from fractalscape.store import write_file
 from fractalscape.zoom.keyframes import (claim, compute_keyframes, measure_frames, open_stack, pooled_median_slope,
                                          write_stack)
 from fractalscape.zoom.video import (ColorScale, color_scale, colorize, encode_gif, encode_mp4, video_frames)
-from fractalscape.zoom.windows import check_zoom, deepest_halvings, halvings, keyframe_config
+from fractalscape.zoom.windows import check_zoom, deepest_halvings, halvings, keyframe_config, widened
 
-__all__ = ["ColorScale", "color_scale", "colorize", "deepest_halvings", "halvings", "keyframe_config",
+__all__ = ["ColorScale", "color_scale", "colorize", "deepest_halvings", "halvings", "keyframe_config", "widened",
            "open_stack", "pooled_median_slope", "zoom"]
 
 SUMMARY_NAME = "summary.json"
@@ -43,8 +43,8 @@ def _fixed_point(raw: dict, center, size) -> tuple[float, float]:
     return size[1] - 1 - row_from_bottom, col
 
 
-def zoom(config, out_dir, *, center, depth, frames_per_doubling: int = 0, size=(256, 256), overrides=(),
-         video: bool = True, gif: bool = False, progress: bool = False) -> dict:
+def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, size=(256, 256), overrides=(),
+         video: bool = True, gif: bool = False, progress: bool = False, outward: bool = False) -> dict:
     """Zoom ``depth`` decades into ``center`` of a 2-D map: keyframes at every halving, their dimensions, a video.
 
     Keyframe ``i`` (``i = 0 .. n``, ``n = ceil(depth * log2(10))``) is the
@@ -74,6 +74,11 @@ def zoom(config, out_dir, *, center, depth, frames_per_doubling: int = 0, size=(
         ``KEY=VALUE`` assignments applied to the config first (``--set``).
     video, gif : bool
         Write ``zoom.mp4`` (H.264, sides cut to even) and ``zoom.gif``.
+    outward : bool
+        Sohl-Dickstein's protocol: the config's window is the *last*
+        keyframe (his tile), and the zoom starts ``depth`` decades out from
+        it, widened by doubling about ``center`` (default: the window's
+        centre, in each axis' scale).
     progress : bool
         Print a line per keyframe and each keyframe's block progress.
 
@@ -100,6 +105,9 @@ def zoom(config, out_dir, *, center, depth, frames_per_doubling: int = 0, size=(
     """
     raw = with_overrides(read_config(config), list(overrides))
     grid = load_config(raw).grid
+    if outward:
+        raw, center = widened(raw, center, depth)
+        grid = load_config(raw).grid
     center, size, n = check_zoom(raw, grid, center, depth, size, frames_per_doubling)
     out = claim(out_dir, {"config": raw, "center": list(center), "size": list(size)})
     start = time.perf_counter()

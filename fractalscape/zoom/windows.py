@@ -171,3 +171,30 @@ def keyframe_config(raw: dict, center, size, level: int) -> dict:
         if axis.get("chunk", 0) > num:
             del axis["chunk"]
     return raw
+
+
+def widened(raw: dict, center, depth: float) -> tuple[dict, tuple[float, float]]:
+    """The config whose window, zoomed ``depth`` decades into ``center``, ends at ``raw``'s window.
+
+    ``center`` defaults to the window's centre in each axis' scale. Widening
+    in a linear axis may cross zero (a learning rate below 0): zoom out of
+    a log axis (``--set axis.0.scale='log'``) to stay positive.
+
+    Examples
+    --------
+    >>> raw = {"axis": [{"name": "lr", "start": 1.0, "stop": 1.5}, {"name": "x0", "start": 2.0, "stop": 4.0}]}
+    >>> wide, center = widened(raw, None, 0.3)
+    >>> center, [(a["start"], a["stop"]) for a in wide["axis"]]
+    ((1.25, 3.0), [(0.75, 1.75), (1.0, 5.0)])
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, float)) or not math.isfinite(depth) or depth <= 0:
+        raise ConfigError(f"depth must be > 0 decades of zoom, got {depth!r}; e.g. depth=6 as in his protocol")
+    axes = raw["axis"]
+    if center is None:
+        center = tuple(_from_u((_to_u(a["start"], a.get("scale", "linear")) + _to_u(a["stop"], a.get("scale", "linear")))
+                               / 2, a.get("scale", "linear")) for a in axes)
+    wide = copy.deepcopy(raw)
+    n = halvings(depth)
+    for axis, c in zip(wide["axis"], center):
+        axis["start"], axis["stop"] = axis_window(axis, c, -n)
+    return wide, tuple(center)
