@@ -39,19 +39,39 @@ def main():
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Compute on a running dask.distributed scheduler.")
 @click.option("--workers", type=int, default=None, help="Compute on a LocalCluster of N worker processes.")
-def map_command(config, out_dir, overrides, progress, scheduler, workers):
+@click.option("--wait", is_flag=True, help="If another map run is writing --out, wait for it instead of refusing.")
+@click.option("--force", is_flag=True, help="Start even if the store may not fit the free space of --out.")
+def map_command(config, out_dir, overrides, progress, scheduler, workers, wait, force):
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
-    from fractalscape.cluster import compute_on
     from fractalscape.config import load_config, read_config, with_overrides
-    from fractalscape.plot import plot_map
-    from fractalscape.store import MAP_NAME, is_complete, open_map, prepare_output, write_file, write_map, write_summary
+    from fractalscape.store import Location, check_free_space, output_lock, prepare_output
 
-    cfg = load_config(with_overrides(read_config(config), overrides))
+    notes = []
+    cfg = load_config(with_overrides(read_config(config), overrides, notes=notes))
+    for note in notes:
+        click.echo(note, err=True)
     ds = cfg.dataset()
-    if progress is None:
-        progress = sys.stderr.isatty()
-    click.echo(f"{cfg.model!r}\n{cfg.grid!r}", err=True)
+    if Location(out_dir).protocol == "memory":
+        raise ConfigError(f"--out {out_dir!r} is in this process's memory, which ends with it: the map would be "
+                          "lost; give a directory or a persistent fsspec URL")
+    if not force:
+        check_free_space(ds, out_dir)
     prepare_output(out_dir, ds.attrs["config"])
+
+    def waiting(pid):
+        click.echo(f"waiting for pid {pid}, which is writing {out_dir}", err=True)
+
+    with output_lock(out_dir, wait=wait, on_wait=waiting):
+        click.echo(f"{cfg.model!r}\n{cfg.grid!r}", err=True)
+        _map_into(ds, out_dir, sys.stderr.isatty() if progress is None else progress, scheduler, workers)
+
+
+def _map_into(ds, out_dir, progress, scheduler, workers):
+    """The body of ``fractalscape map`` once --out is checked and locked."""
+    from fractalscape.cluster import compute_on
+    from fractalscape.plot import plot_map
+    from fractalscape.store import MAP_NAME, is_complete, open_map, write_file, write_map, write_summary
+
     if is_complete(out_dir):
         click.echo(f"{out_dir} already holds this map, complete; nothing to compute", err=True)
         return
@@ -89,9 +109,11 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers):
     dim_text = (f", boundary dimension {measured['dimension']:.3f} +- {measured['stderr'] or float('nan'):.3f}"
                 + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
                 + f" ({measured['method']})" if "dimension" in measured else "")
+    rate = info["gd_steps_per_second"]
+    rate_text = f"{rate:.3g} GD steps/s" if rate is not None else "no block computed in this run"
     click.echo(
         f"{info['points']:,} points, {info['fraction_diverged']:.4f} diverged{dim_text}, "
-        f"{info['compute_seconds']:.1f} s ({info['gd_steps_per_second']:.3g} GD steps/s) -> {out_dir}",
+        f"{info['compute_seconds']:.1f} s ({rate_text}) -> {out_dir}",
     )
 
 
@@ -180,6 +202,28 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def _png_target(out_path: str) -> tuple[int, str]:
+    """An open temporary file beside ``out_path`` and its name, once ``out_path`` is checked to take a PNG.
+
+    Checked before any work: the suffix, a directory in the way, a missing or
+    unwritable directory (the temporary file is the proof it is writable).
+    """
+    import os
+    import tempfile
+
+    if os.path.isdir(out_path):
+        raise ConfigError(f"--out {out_path!r} is a directory; give a file name ending in .png")
+    if not out_path.lower().endswith(".png"):
+        raise ConfigError(f"--out must name a .png file, got {out_path!r}")
+    directory = os.path.dirname(out_path) or "."
+    if not os.path.isdir(directory):
+        raise ConfigError(f"--out {out_path!r}: the directory {directory!r} does not exist")
+    try:
+        return tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(out_path)}.", suffix=".part")
+    except OSError as err:
+        raise ConfigError(f"--out {out_path!r}: cannot write in {directory!r} ({err.strerror or err})") from None
+
+
 @main.command("render")
 @click.argument("store")
 @click.option("--out", "out_path", required=True, type=click.Path(), help="PNG file to write.")
@@ -193,14 +237,43 @@ def _size(text: str) -> tuple[int, int]:
                    "score; network maps); classes: escape step and final loss; auto: his for networks.")
 @_allow_incomplete
 def render_command(store, out_path, size, x_range, y_range, how, colors, allow_incomplete):
-    """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader."""
+    """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader.
+
+    The PNG is written whole or not at all: into a temporary file beside
+    --out, renamed onto it when complete.
+    """
+    import os
+
     from fractalscape.render import render
 
     width, height = _size(size)
-    start = time.perf_counter()
-    stored = _open_stored(store, allow_incomplete)
-    render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=out_path, colors=colors)
+    fd, part = _png_target(out_path)
+    try:
+        start = time.perf_counter()
+        stored = _open_stored(store, allow_incomplete)
+        png = io.BytesIO()
+        render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=png, colors=colors)
+        with os.fdopen(fd, "wb") as file:
+            fd = None
+            file.write(png.getvalue())
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(part, 0o666 & ~_umask())
+        os.replace(part, out_path)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if os.path.exists(part):
+            os.unlink(part)
     click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s){_incomplete_note(stored)}")
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @main.command("dimension")
@@ -293,7 +366,10 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
 @main.command("zoom")
 @click.argument("config")
 @click.option("--out", "out_dir", required=True, help="Zoom directory: keyframes, zoom.zarr, zoom.mp4, summary.json.")
-@click.option("--center", nargs=2, type=float, required=True, metavar="X Y", help="The point zoomed into.")
+@click.option("--center", nargs=2, type=float, default=None, metavar="X Y",
+              help="The point zoomed into (with --outward: out of; default the window's centre).")
+@click.option("--outward", is_flag=True,
+              help="Sohl-Dickstein's protocol: CONFIG's window is the last keyframe; start DEPTH decades out.")
 @click.option("--depth", type=float, required=True, help="Decades of zoom (keyframes halve the window).")
 @click.option("--frames-per-doubling", type=int, default=0, show_default=True,
               help="Video frames per halving, by exponential zoom and cross-fade (0: keyframes only).")
@@ -302,7 +378,8 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
 @click.option("--gif", is_flag=True, help="Also write zoom.gif.")
 @click.option("--no-video", is_flag=True, help="Keyframes and dimensions only.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def zoom_command(config, out_dir, center, depth, frames_per_doubling, size, overrides, gif, no_video, progress):
+def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, size, overrides, gif, no_video,
+                 progress):
     """Zoom DEPTH decades into CENTER of a 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable)."""
     from fractalscape.zoom import zoom
 
@@ -310,7 +387,8 @@ def zoom_command(config, out_dir, center, depth, frames_per_doubling, size, over
         progress = sys.stderr.isatty()
     try:
         summary = zoom(config, out_dir, center=center, depth=depth, frames_per_doubling=frames_per_doubling,
-                       size=_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress)
+                       size=_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress,
+                       outward=outward)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
         sys.exit(130)
@@ -365,14 +443,26 @@ def serve_command(target, address, port, show):
         server.stop()
 
 
-@main.command("presets")
-def presets_command():
-    """List the bundled presets."""
+@main.group("presets", invoke_without_command=True)
+@click.pass_context
+def presets_command(ctx):
+    """List the bundled presets (`fractalscape presets show NAME` prints one)."""
     from fractalscape.config import load_config, preset_names
 
+    if ctx.invoked_subcommand is not None:
+        return
     for name in preset_names():
         cfg = load_config(name)
         click.echo(f"{name:24s} {cfg.model!r}  {' x '.join(cfg.grid.names)} {cfg.grid.shape}")
+
+
+@presets_command.command("show")
+@click.argument("name")
+def presets_show_command(name):
+    """Print the TOML of preset NAME, to copy and edit (`fractalscape presets show NAME > my.toml`)."""
+    from fractalscape.config import preset_text
+
+    click.echo(preset_text(name), nl=False)
 
 
 @main.command("sweep")

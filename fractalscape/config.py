@@ -85,6 +85,21 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
+def preset_text(name: str) -> str:
+    """The TOML text of the bundled preset ``name``.
+
+    Examples
+    --------
+    >>> print(preset_text("liu-additive").splitlines()[2])
+    [landscape]
+    """
+    if name not in preset_names():
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"no preset {name!r}{hint}; presets: {', '.join(preset_names())}")
+    return resources.files("fractalscape.presets").joinpath(name + ".toml").read_text(encoding="utf-8")
+
+
 def _read_toml(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
@@ -105,9 +120,16 @@ def read_config(source) -> dict:
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {source!r} does not exist (or is not a file)")
-        return _read_toml(path.read_text(), f"config file {source!r}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {source!r} is not UTF-8 text (TOML must be): byte {err.start} is "
+                              f"{err.object[err.start:err.start + 1]!r}") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {source!r}: {err.strerror or err}") from None
+        return _read_toml(text, f"config file {source!r}")
     if source in preset_names():
-        return _read_toml(resources.files("fractalscape.presets").joinpath(source + ".toml").read_text(), source)
+        return _read_toml(preset_text(source), source)
     close = difflib.get_close_matches(source, preset_names(), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(
@@ -134,8 +156,11 @@ def _apply_override(raw: dict, assignment: str) -> None:
     node[leaf] = value
 
 
-def with_overrides(raw: dict, assignments) -> dict:
+def with_overrides(raw: dict, assignments, *, notes: list | None = None) -> dict:
     """A deep copy of the raw config ``raw`` with ``KEY=VALUE`` assignments applied (``--set``).
+
+    An axis whose ``num`` is set below its ``chunk`` (and whose chunk is not
+    set too) gets ``chunk = num``; ``notes``, a list, receives a line saying so.
 
     Examples
     --------
@@ -151,7 +176,27 @@ def with_overrides(raw: dict, assignments) -> dict:
             _apply_override(raw, assignment)
         except (IndexError, ValueError, TypeError, AttributeError) as err:
             raise ConfigError(f"--set {assignment!r} does not fit the config: {err}") from None
+    _fit_chunks(raw, assignments, notes)
     return raw
+
+
+def _fit_chunks(raw: dict, assignments, notes: list | None) -> None:
+    """Shrink the chunk of each axis whose ``num`` an assignment set below it (unless one set its chunk too)."""
+    keys = [assignment.partition("=")[0].split(".") for assignment in assignments]
+    set_chunk = {key[1] for key in keys if len(key) == 3 and key[0] == "axis" and key[2] == "chunk"}
+    axes = raw.get("axis")
+    for key in keys:
+        if len(key) != 3 or key[0] != "axis" or key[2] != "num" or key[1] in set_chunk or not key[1].isdigit():
+            continue
+        entry = axes[int(key[1])] if isinstance(axes, list) and int(key[1]) < len(axes) else None
+        if not isinstance(entry, dict):
+            continue
+        num, chunk = entry.get("num"), entry.get("chunk")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (num, chunk)) and 1 <= num < chunk:
+            entry["chunk"] = num
+            if notes is not None:
+                notes.append(f"note: axis {entry.get('name', key[1])!r}: chunk {chunk} exceeds num={num}; "
+                             f"using chunk = {num}")
 
 
 def _table(raw: dict, key: str, kind: type):
@@ -213,7 +258,10 @@ def load_config(source) -> Config:
                               f"{', '.join(NetworkModel.__dataclass_fields__)}")
         model = NetworkModel(**table)
     grid = Grid([_axis(e, i) for i, e in enumerate(_table(raw, "axis", list))])
-    descent_raw = dict(raw.get("descent", {}))
+    descent_raw = dict(_table(raw, "descent", dict)) if "descent" in raw else {}
+    for key in ("precision", "label"):
+        if key in descent_raw and not isinstance(descent_raw[key], str):
+            raise ConfigError(f"[descent] {key} must be a string, got {descent_raw[key]!r}")
     unknown = sorted(set(descent_raw) - set(DESCENT_KEYS[kind]))
     if unknown:
         raise ConfigError(

@@ -20,9 +20,12 @@ another configuration is never touched.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 
@@ -54,10 +57,16 @@ class Location:
     def __init__(self, where):
         self.where = str(where).rstrip("/")
         self.is_url = "://" in self.where
-        protocol = self.where.split("://")[0] if self.is_url else "file"
+        self.protocol = self.where.split("://")[0] if self.is_url else "file"
+        #: a path on this machine's filesystem (a plain path or a file:// URL): locks and free space apply
+        self.is_local = self.protocol in ("file", "local")
         # Local files need their directories made; object stores have none.
-        self.storage_options = {"auto_mkdir": True} if protocol in ("file", "local") else {}
-        self.fs, self.root = fsspec.core.url_to_fs(self.where, **self.storage_options)
+        self.storage_options = {"auto_mkdir": True} if self.is_local else {}
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.where, **self.storage_options)
+        except (ValueError, ImportError) as err:  # unknown protocol, or its package is not installed
+            raise ConfigError(f"cannot open {self.where!r}: {err}; give a local path or a known fsspec URL "
+                              "(file://, s3://, gs://, ...)") from None
 
     def join(self, *parts: str) -> str:
         """A location inside this one, in the form zarr and xarray take (path or URL)."""
@@ -112,6 +121,125 @@ def prepare_output(out_dir, config_json: str) -> Location:
     return out
 
 
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def output_lock(out_dir, *, wait: bool = False, on_wait=None):
+    """Hold ``out_dir/.lock`` while a map is written there, so two runs never write one store.
+
+    The lock is ``fcntl.flock`` on a file kept open, which holds this
+    process's pid: the kernel releases it when the process ends, however it
+    ends, so a lock file left by a dead process is simply taken over. A held
+    lock is refused with a :class:`ConfigError` naming its pid, or, with
+    ``wait``, waited for (``on_wait(pid)`` is called first). Only local
+    directories are locked; on an fsspec URL (object stores have no locks)
+    this does nothing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> with output_lock(out):  # doctest: +ELLIPSIS
+    ...     with output_lock(out):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    fractalscape.errors.ConfigError: '/...' is being written by another 'fractalscape map' (pid ...); ...
+    """
+    out = Location(out_dir)
+    if not out.is_local:
+        yield
+        return
+    path = os.path.join(out.root, LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            if not wait:
+                os.close(fd)
+                raise ConfigError(
+                    f"{str(out)!r} is being written by another 'fractalscape map' (pid {holder}); wait for it "
+                    "to finish, pass --wait to wait for it, or choose another --out"
+                ) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        # The holder we waited for unlinks the file on release: lock the file that is there now.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    """The pid a held lock file names ('unknown' if its holder has not written it yet)."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.05)
+    return "unknown"
+
+
+def map_bytes(ds: xr.Dataset) -> int:
+    """Bytes the arrays of ``ds`` take uncompressed: an upper bound on its store on disk.
+
+    zstd shrinks the integer labels much and the float losses hardly at
+    all (``tests/test_hardening.py::test_store_size_estimate_bounds_a_real_store``).
+
+    Examples
+    --------
+    >>> import fractalscape as fs
+    >>> map_bytes(fs.open_config("liu-additive")) / 1048577  # bool, int32 and float64, and the lr coordinate
+    21.0
+    """
+    return int(sum(variable.nbytes for variable in ds.variables.values()))
+
+
+def check_free_space(ds: xr.Dataset, out_dir) -> None:
+    """Refuse, with the numbers, a map whose store would not fit the free space of its local ``out_dir``.
+
+    The need is :func:`map_bytes` less the share of blocks already done by an
+    earlier run. fsspec URLs, and filesystems without a size (``/proc``), are
+    not checked.
+    """
+    out = Location(out_dir)
+    if not out.is_local:
+        return
+    existing = out.root
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    need = map_bytes(ds)
+    done_dir = os.path.join(out.root, DONE_DIR)
+    if os.path.isdir(os.path.join(out.root, MAP_NAME)) and os.path.isdir(done_dir):
+        total = max(int(np.prod(ds[name].data.numblocks)) for name in ds.data_vars)
+        done = sum(not name.startswith("coord-") for name in os.listdir(done_dir))
+        need = need * max(total - done, 0) // total
+    usage = shutil.disk_usage(existing)
+    if usage.total and need > usage.free:  # total 0: a pseudo filesystem (/proc), which prepare_output refuses
+        free = usage.free
+        points = int(np.prod(list(ds.sizes.values())))
+        raise ConfigError(
+            f"the map needs up to {need / 1e9:.3g} GB ({points:,} points, {map_bytes(ds) / points:.3g} bytes a point "
+            f"uncompressed) but {existing!r} has {free / 1e9:.3g} GB free; free space, choose another --out, "
+            "or pass --force"
+        )
+
+
 def is_complete(out_dir) -> bool:
     """Whether ``out_dir`` holds a finished map: its summary was written and every block is intact."""
     out = Location(out_dir)
@@ -122,14 +250,16 @@ def _marker_name(kind: str, index: tuple[int, ...]) -> str:
     return f"{kind}{'.'.join(map(str, index))}"
 
 
-def _write_block(arrays: dict, store: str, options: dict, regions: dict, marker: str) -> int:
+def _write_block(arrays: dict, store: str, options: dict, regions: dict, marker: str, steps: int) -> int:
+    """Write one block and its marker; returns the GD steps the block took (0 for a coordinate block)."""
     group = zarr.open_group(store, mode="r+", **options)
     for name, block in arrays.items():
         # every chunk on disk, fill-valued or not: a missing one is then damage
         group[name].with_config({"write_empty_chunks": True})[regions[name]] = block
     fs, path = fsspec.core.url_to_fs(marker, **options.get("storage_options", {}))
     fs.touch(path)
-    return 1
+    escape = arrays.get("escape_step")
+    return 0 if escape is None else int(np.where(escape >= 0, escape, steps).sum(dtype=np.int64))
 
 
 def _block_tasks(ds: xr.Dataset, out: Location) -> list:
@@ -159,7 +289,7 @@ def _block_tasks(ds: xr.Dataset, out: Location) -> list:
             region = (slice(int(edges[i]), int(edges[i + 1])),)
             pending.append((_marker_name(f"coord-{name}-", (i,)), {name: block}, {name: region}))
     return [
-        dask.delayed(_write_block)(blocks, store, options, regions, out.join(DONE_DIR, marker))
+        dask.delayed(_write_block)(blocks, store, options, regions, out.join(DONE_DIR, marker), ds.attrs["steps"])
         for marker, blocks, regions in pending
         if marker not in done
     ]
@@ -178,8 +308,11 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     -------
     dict
         ``points``, ``diverged_points``, ``fraction_diverged``, ``gd_steps``
-        (GD steps actually taken), ``blocks_computed``, ``blocks_total``,
-        ``compute_seconds``, ``gd_steps_per_second``.
+        (GD steps the whole map took), ``blocks_computed``, ``blocks_total``,
+        ``compute_seconds``, ``gd_steps_computed`` (steps of the blocks
+        computed in this call) and ``gd_steps_per_second`` (those over
+        ``compute_seconds``; None when no block was computed, as after a
+        resume that found every block done).
 
     Examples
     --------
@@ -208,7 +341,7 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
     client = active_client()
     if client is None:
         with BlockProgress(len(tasks), enabled=progress) as bar:
-            dask.compute(*tasks)
+            computed = dask.compute(*tasks)
         seconds = bar.elapsed
     else:
         start = time.perf_counter()
@@ -217,7 +350,7 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
             from distributed import progress as distributed_progress
 
             distributed_progress(futures)
-        client.gather(futures)
+        computed = client.gather(futures)
         seconds = time.perf_counter() - start
     stored = open_map(out_dir)
     escape = stored.escape_step
@@ -233,7 +366,8 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False) -> dict:
         "blocks_total": blocks_total,
         "blocks_computed": len(tasks),
         "compute_seconds": seconds,
-        "gd_steps_per_second": useful / seconds if seconds > 0 else None,
+        "gd_steps_computed": sum(computed),
+        "gd_steps_per_second": sum(computed) / seconds if tasks and seconds > 0 else None,
     }
 
 

@@ -141,7 +141,10 @@ def test_user_defined_landscape_runs_through_the_public_path():
     [
         ("cosine-addtive", {}, "unknown landscape 'cosine-addtive' \\(did you mean 'cosine-additive'\\?\\)"),
         ("cosine-additive", {"amplitude": 1.0}, "has no parameter 'amplitude'"),
-        ("cosine-additive", {"wavelength": 0.0}, "wavelength must be non-zero"),
+        ("cosine-additive", {"wavelength": 0.0}, "wavelength must be a normal non-zero number"),
+        ("cosine-additive", {"wavelength": 1e-320}, "wavelength must be a normal non-zero number"),
+        ("cosine-multiplicative", {"wavelength": -2e-308}, "wavenumber 2\\*pi/wavelength is finite"),
+        ("cosine-multi", {"deltas": [0.1, 0.2], "wavelengths": [0.1, 5e-324]}, "wavelength_1 must be a normal"),
         ("cosine-additive", {"delta": float("nan")}, "delta must be finite"),
         ("cosine-additive", {"dim": 0}, "dim must be an integer >= 1"),
         ("cosine-multi", {"deltas": [0.1]}, "needs lists 'deltas' and 'wavelengths'"),

@@ -52,6 +52,7 @@ needs the ``cos`` sum anyway, and its loss comes with it.
 from __future__ import annotations
 
 import math
+import sys
 from functools import partial
 
 from numba import njit
@@ -289,9 +290,12 @@ RIPPLE_DEFAULTS = {"delta": 0.2, "wavelength": 0.1}
 
 
 def _check_wavelengths(name, theta):
+    # A subnormal wavelength (or one whose 2 pi / wavelength overflows) would label every point
+    # diverged at step 0: refuse it rather than compute a map of rounding.
     for key, value in theta.items():
-        if key.startswith("wavelength") and value == 0:
-            raise ConfigError(f"landscape {name!r}: {key} must be non-zero, got 0")
+        if key.startswith("wavelength") and (abs(value) < sys.float_info.min or not math.isfinite(TWO_PI / value)):
+            raise ConfigError(f"landscape {name!r}: {key} must be a normal non-zero number whose wavenumber "
+                              f"2*pi/{key} is finite (|{key}| > {TWO_PI / sys.float_info.max:.3g}), got {value!r}")
     return theta
 
 

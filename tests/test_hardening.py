@@ -1,0 +1,232 @@
+"""Hardening of the command line, through real subprocesses: bad input, concurrent runs, disk space, resumes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import fractalscape as fs
+from fractalscape.store import map_bytes
+
+QUADRATIC = '[landscape]\nname = "quadratic"\n[descent]\nsteps = 20\n[[axis]]\nname = "lr"\nstart = 0.0\nstop = 1.5\nnum = 9\n'
+
+# A 2-D map of some seconds' compute, long enough for a second run to start while it runs.
+SLOW = ["liu-multiplicative-2d", "--set", "axis.0.num=512", "--set", "axis.1.num=512", "--set", "descent.steps=3000"]
+
+
+def command(*args):
+    return [sys.executable, "-m", "fractalscape", *map(str, args)]
+
+
+def run(*args):
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=600)
+
+
+def assert_refused(proc, message):
+    """Exit 2, stderr exactly one ``error: ...`` line holding ``message``, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def quadratic(tmp_path):
+    path = tmp_path / "quadratic.toml"
+    path.write_text(QUADRATIC)
+    return path
+
+
+@pytest.fixture
+def stored_2d(tmp_path):
+    out = tmp_path / "map2d"
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 40), fs.Axis("x0", -2.0, 2.0, 30)])
+    fs.write_map(fs.trainability(fs.landscape("cosine-multiplicative"), grid, steps=50), out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "text, extra, message",
+    [
+        ("descent = 5\n" + QUADRATIC.replace("[descent]\nsteps = 20\n", ""), [], "config key 'descent' must be a table, got 5"),
+        (QUADRATIC, ["--set", "descent=5"], "config key 'descent' must be a table, got 5"),
+        (QUADRATIC.replace("steps = 20", 'precision = ["libm"]'), [], "precision must be a string, got ['libm']"),
+        (QUADRATIC.replace("steps = 20", "label = 1"), [], "label must be a string, got 1"),
+    ],
+    ids=["descent-not-a-table", "set-descent-not-a-table", "precision-list", "label-number"],
+)
+def test_config_of_the_wrong_shape_is_one_line(tmp_path, text, extra, message):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    assert_refused(run("map", config, "--out", tmp_path / "out", *extra), message)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    config = tmp_path / "latin1.toml"
+    config.write_bytes(QUADRATIC.replace('"quadratic"', '"quadratic" # caf\xe9').encode("latin-1"))
+    assert_refused(run("map", config, "--out", tmp_path / "out"), "is not UTF-8 text")
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("nosuch://x", "cannot open 'nosuch://x': Protocol not known: nosuch"),
+        ("memory://x", "the map would be lost"),
+    ],
+)
+def test_unusable_out_urls_are_refused(quadratic, out, message):
+    assert_refused(run("map", quadratic, "--out", out), message)
+
+
+def test_render_checks_out_before_any_work(tmp_path, stored_2d):
+    (tmp_path / "adir").mkdir()
+    cases = [
+        (tmp_path / "missing" / "x.png", "the directory"),
+        ("/proc/fractalscape-test.png", "cannot write in '/proc'"),
+        (tmp_path / "x.jpg", "--out must name a .png file"),
+        (tmp_path / "adir", "is a directory"),
+    ]
+    for out, message in cases:
+        assert_refused(run("render", stored_2d, "--out", out), message)
+    # checked before the store is even opened: a missing store is not what is reported
+    assert_refused(run("render", tmp_path / "nothing", "--out", tmp_path / "x.jpg"), "--out must name a .png file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "map2d"]
+    assert not list((tmp_path / "adir").iterdir())
+
+
+def test_render_writes_the_png_atomically(tmp_path, stored_2d):
+    png = tmp_path / "pictures" / "m.png"
+    png.parent.mkdir()
+    png.write_bytes(b"old")
+    proc = run("render", stored_2d, "--out", png, "--size", "64x48")
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in png.parent.iterdir()] == ["m.png"]  # no temporary file left
+    # a render that fails after the checks leaves the old file and no temporary file
+    assert run("render", stored_2d, "--out", png, "--x-range", "5", "6").returncode == 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in png.parent.iterdir()] == ["m.png"]
+
+
+def _wait_for_lock(lock, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lock.exists() and lock.read_text().strip():
+            return lock.read_text().strip()
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the first run never took the lock")
+
+
+def test_a_second_map_on_the_same_out_is_refused_or_waits(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(command("map", *SLOW, "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        holder = _wait_for_lock(out / ".lock", first)
+        assert holder == str(first.pid)
+        refused = run("map", *SLOW, "--out", out)
+        assert_refused(refused, f"is being written by another 'fractalscape map' (pid {first.pid})")
+        assert first.poll() is None, "the first run ended before the second was refused: make SLOW slower"
+        waited = run("map", *SLOW, "--out", out, "--wait")
+    finally:
+        first_out, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err
+    assert waited.returncode == 0, waited.stderr
+    assert f"waiting for pid {first.pid}" in waited.stderr
+    assert "already holds this map, complete; nothing to compute" in waited.stderr
+    assert not (out / ".lock").exists()
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, quadratic):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(f"{dead.pid}\n")
+    proc = run("map", quadratic, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "summary.json").is_file() and not (out / ".lock").exists()
+
+
+def test_a_map_too_large_for_the_disk_is_refused_before_anything_is_written(tmp_path):
+    points = 2**36
+    need = points * 21  # bool + int32 + float64 labels and the float64 lr coordinate, uncompressed
+    if shutil.disk_usage(tmp_path).free > need:
+        pytest.skip(f"{tmp_path} has more than {need / 1e9:.0f} GB free")
+    out = tmp_path / "huge"
+    args = ["liu-additive", "--out", out, "--set", f"axis.0.num={points}", "--set", "axis.0.chunk=1048576"]
+    proc = run("map", *args)
+    assert_refused(proc, "the map needs up to 1.44e+03 GB (68,719,476,736 points, 21 bytes a point uncompressed)")
+    assert "pass --force" in proc.stderr
+    assert not out.exists()
+
+
+def test_store_size_estimate_bounds_a_real_store(tmp_path, stored_2d):
+    """The free-space check's estimate is an upper bound, and not a loose one, on a real store's size."""
+    ds = fs.open_map(stored_2d)
+    on_disk = sum(f.stat().st_size for f in (stored_2d / "map.zarr").rglob("*") if f.is_file())
+    assert on_disk < map_bytes(ds) < 4 * on_disk
+
+
+def test_steps_per_second_counts_only_the_blocks_of_this_run(tmp_path):
+    out = tmp_path / "run"
+    args = ["map", "liu-multiplicative", "--out", out, "--set", "axis.0.num=4097", "--set", "axis.0.chunk=1024",
+            "--set", "descent.steps=300"]
+    assert run(*args).returncode == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert first["gd_steps_computed"] == first["gd_steps"] and first["gd_steps_per_second"] > 0
+    # every block done, summary lost: the rerun computes nothing and claims no rate
+    (out / "summary.json").unlink()
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["blocks_computed"] == 0 and resumed["gd_steps_computed"] == 0
+    assert resumed["gd_steps_per_second"] is None and "no block computed in this run" in again.stdout
+    # two blocks lost: the rate is over their steps only
+    for marker in sorted((out / "blocks-done").iterdir())[:2]:
+        marker.unlink()
+    (out / "summary.json").unlink()
+    assert run(*args).returncode == 0
+    partial = json.loads((out / "summary.json").read_text())
+    assert partial["blocks_computed"] == 2 and 0 < partial["gd_steps_computed"] < partial["gd_steps"]
+    assert partial["gd_steps_per_second"] == pytest.approx(partial["gd_steps_computed"] / partial["compute_seconds"])
+
+
+def test_presets_show_prints_the_toml():
+    listing = run("presets")
+    assert listing.returncode == 0 and "liu-additive" in listing.stdout
+    shown = run("presets", "show", "liu-additive")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == fs.config.preset_text("liu-additive")
+    assert fs.load_config(fs.config._read_toml(shown.stdout, "shown")).grid.shape == (1048577,)
+    assert_refused(run("presets", "show", "liu-additiv"), "no preset 'liu-additiv' (did you mean 'liu-additive'?)")
+
+
+def test_setting_num_below_the_chunk_shrinks_the_chunk(tmp_path):
+    out = tmp_path / "run"
+    proc = run("map", "liu-additive", "--out", out, "--set", "axis.0.num=257", "--set", "descent.steps=50")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: axis 'lr': chunk 65536 exceeds num=257; using chunk = 257" in proc.stderr
+    stored = xr.open_zarr(out / "map.zarr", consolidated=False)
+    assert stored.escape_step.shape == (257,)
+    assert stored.escape_step.encoding["chunks"] == (257,)
+    # a chunk set explicitly is still checked
+    assert_refused(run("map", "liu-additive", "--out", tmp_path / "o", "--set", "axis.0.num=257",
+                       "--set", "axis.0.chunk=1000"), "chunk must be at most num=257")
+    np.testing.assert_array_equal(stored.lr.values, fs.open_config(
+        fs.config.with_overrides(fs.config.read_config("liu-additive"), ["axis.0.num=257"])).lr.values)
+
+
+def test_the_lock_file_names_this_process(tmp_path):
+    from fractalscape.store import output_lock
+
+    with output_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / ".lock").exists()
