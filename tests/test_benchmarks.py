@@ -28,9 +28,9 @@ def test_trust_benchmark_smoke():
 
 @pytest.mark.slow
 def test_reproduction_benchmark_smoke():
-    rows = [json.loads(line) for line in _run("bench_reproduction.py", "--smoke", "random-x0").splitlines()]
-    assert [r["landscape"] for r in rows] == ["cosine-multiplicative", "cosine-additive"]
-    assert all(r["min"] <= r["mean"] <= r["max"] for r in rows)
+    rows = [json.loads(line) for line in _run("bench_reproduction.py", "--smoke", "random-x0", "fresh-x0").splitlines()]
+    assert [r["landscape"] for r in rows] == ["cosine-multiplicative", "cosine-additive"] * 2
+    assert all(r["min"] <= r["mean"] <= r["max"] for r in rows[:2]) and all(r["std"] >= 0 for r in rows[2:])
 
 
 @pytest.mark.slow
