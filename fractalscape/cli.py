@@ -44,7 +44,8 @@ def main():
 def map_command(config, out_dir, overrides, progress, scheduler, workers, wait, force):
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
     from fractalscape.config import load_config, read_config, with_overrides
-    from fractalscape.store import Location, check_free_space, output_lock, prepare_output
+    from fractalscape.claim import check_free_space, output_lock
+    from fractalscape.store import Location, prepare_output
 
     notes = []
     cfg = load_config(with_overrides(read_config(config), overrides, notes=notes))

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import fractalscape as fs
-from fractalscape.store import map_bytes
+from fractalscape.claim import map_bytes
 
 QUADRATIC = '[landscape]\nname = "quadratic"\n[descent]\nsteps = 20\n[[axis]]\nname = "lr"\nstart = 0.0\nstop = 1.5\nnum = 9\n'
 
@@ -225,7 +225,7 @@ def test_setting_num_below_the_chunk_shrinks_the_chunk(tmp_path):
 
 
 def test_the_lock_file_names_this_process(tmp_path):
-    from fractalscape.store import output_lock
+    from fractalscape.claim import output_lock
 
     with output_lock(tmp_path):
         assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
