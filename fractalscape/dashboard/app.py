@@ -120,7 +120,7 @@ def dimension_text(result: ViewResult) -> str:
     lines = [f"fraction diverged: {result.fraction_diverged:.4f}"]
     dim = result.dimension
     if isinstance(dim, str):
-        return "\n".join(lines + [f"box-counting dimension: not available", dim])
+        return "\n".join(lines + ["box-counting dimension: not available", dim])
     lo, hi = dim.fit_range
     return "\n".join(lines + [
         f"box-counting dimension: {dim.dimension:.3f} ± {dim.stderr:.3f}",
@@ -331,7 +331,7 @@ class Explorer:
 
         config = settings_config(self.source, self.settings())
         num = export_num(self.axes, self.pixels, self.export_points.value)
-        lines = [f"# fractalscape window exported from the dashboard; run: fractalscape map THIS.toml --out DIR"]
+        lines = ["# fractalscape window exported from the dashboard; run: fractalscape map THIS.toml --out DIR"]
         return "\n".join(lines) + "\n" + tomli_w.dumps(window_config(config, self.view, num))
 
     def png_bytes(self) -> io.BytesIO:

@@ -30,7 +30,6 @@ dimension.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Mapping, NamedTuple
