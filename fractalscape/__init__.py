@@ -14,7 +14,6 @@ from fractalscape.config import load_config, open_config
 from fractalscape.dimension import dimension
 from fractalscape.render import render
 from fractalscape.store import open_map, write_map
-from fractalscape.audit import audit
 from fractalscape.sweep import sweep
 from fractalscape.uncertainty import uncertainty
 from fractalscape.zoom import zoom
@@ -42,3 +41,12 @@ __all__ = [
     "uncertainty",
     "zoom",
 ]
+
+
+def __getattr__(name):
+    # audit loads python-flint, which no map needs: import it on first use only
+    if name == "audit":
+        from fractalscape.audit import audit
+
+        return audit
+    raise AttributeError(f"module 'fractalscape' has no attribute {name!r}")
