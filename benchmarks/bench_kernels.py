@@ -29,7 +29,7 @@ import numpy as np
 
 import fractalscape as fs
 from fractalscape.dimension import dimension
-from fractalscape.gd import axis_slots, run_block
+from fractalscape.gd import run_block
 
 STEPS = 1000
 THRESHOLD = 1e8
@@ -123,8 +123,6 @@ def bench_kernels(num: int, repeats: int) -> None:
     jax = jax_gd()
     for case, (land, names) in CASES.items():
         d = land.dim
-        params = np.concatenate([np.full(d, np.nan), np.ones(d), land.theta_vector()])
-        slots = axis_slots(land, names)
         runs = {"numpy (masked)": lambda: numpy_gd(land.name, lr, d)}
         if jax is not None and d == 1 and land.name == "cosine-additive":
             runs["jax (jit, fori_loop)"] = lambda: jax(lr)
@@ -132,7 +130,8 @@ def bench_kernels(num: int, repeats: int) -> None:
             for cycles in (False, True):
                 label = f"{precision}{' + cycle exit' if cycles else ''}"
                 runs[label] = lambda p=precision, c=cycles: run_block(
-                    land, params, slots, [lr], steps=STEPS, threshold=THRESHOLD, precision=p, detect_cycles=c
+                    land, {"x0": 1.0}, [(name, lr) for name in names], steps=STEPS, threshold=THRESHOLD,
+                    precision=p, detect_cycles=c,
                 )["escape_step"]
         base = None
         for label, fn in runs.items():

@@ -7,7 +7,9 @@ implementation is warmed up (compiled) on a small grid first; medians of
 ``--repeats`` runs are printed with grid points per second and the ratio to
 JAX (jit + vmap over all CPU devices) when JAX is importable.
 
-Run: ``python benchmarks/bench_network.py [--grid 256] [--steps 100] [--repeats 3]``
+Run: ``python benchmarks/bench_network.py [--grid 256] [--steps 100] [--repeats 3] [--depth 3]
+[--optimizer adam]``: ``--depth`` weight layers (layers past the second train at learning
+rate 1), ``--optimizer adam`` trains with torch's Adam (JAX: the same update written out).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import time
 import numpy as np
 
 from fractalscape.networks import NetworkModel, network_map
+
+#: Learning rate of the layers after the first two (depth > 2), whose rates are the map's axes.
+FIXED_LR = 1.0
 
 
 def numpy_map(model, lr, steps, threshold):
@@ -47,8 +52,13 @@ def numpy_map(model, lr, steps, threshold):
     return escape.reshape(len(lr), len(lr))
 
 
-def jax_map_factory(model, steps):
-    """JAX jit + vmap over grid points, sharded over the CPU devices, as Sohl-Dickstein's notebook."""
+def jax_map_factory(model, steps, optimizer="gd"):
+    """JAX jit + vmap over grid points, sharded over the CPU devices, as Sohl-Dickstein's notebook.
+
+    His ``net`` for any depth (mean-field tanh, ``Z = X @ W / sqrt(n)``, the last ``Z / sqrt(n)``),
+    ``jax.value_and_grad`` of the MSE, and the update written out: GD, or Adam in torch's form
+    (``m + (1 - b1)(g - m)``, ``v b2 + (1 - b2) g g``, bias corrections, ``eps`` after the root).
+    """
     # One XLA CPU device per core, so pmap shards the grid as the notebook's TPU/GPU runs do.
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
     import jax
@@ -58,19 +68,43 @@ def jax_map_factory(model, steps):
     a = model.arrays()
     n = model.width
     x, y = jnp.asarray(a["X"]), jnp.asarray(a["Y"])[:, None]
+    weights = [jnp.asarray(a[f"W{i}"]) for i in range(model.depth)]
+    weights[-1] = weights[-1][:, None]
+    b1, b2, eps = 0.9, 0.999, 1e-8
 
     def loss(theta, x, y):
-        w0, w1 = theta
-        z = jnp.tanh(jnp.dot(x, w0) / jnp.sqrt(n) * jnp.sqrt(2.0))
-        return jnp.mean((jnp.dot(z, w1) / jnp.sqrt(n) / jnp.sqrt(n) - y) ** 2)
+        h = x
+        for w in theta[:-1]:
+            h = jnp.tanh(jnp.dot(h, w) / jnp.sqrt(n) * jnp.sqrt(2.0))
+        return jnp.mean((jnp.dot(h, theta[-1]) / jnp.sqrt(n) / jnp.sqrt(n) - y) ** 2)
+
+    def lr_of(lrs, layer):
+        return lrs[layer] if layer < 2 else FIXED_LR  # the map's axes are lr_W0 x lr_W1
 
     def train(lrs):
-        def step(theta, _):
+        def gd_step(state, _):
+            theta = state
             value, grad = jax.value_and_grad(loss)(theta, x, y)
-            return (theta[0] - lrs[0] * grad[0], theta[1] - lrs[1] * grad[1]), value
+            return tuple(w - lr_of(lrs, i) * g for i, (w, g) in enumerate(zip(theta, grad))), value
 
-        theta = (jnp.asarray(a["W0"]), jnp.asarray(a["W1"])[:, None])
-        _, values = jax.lax.scan(step, theta, None, length=steps + 1)
+        def adam_step(state, _):
+            theta, m, v, t = state
+            value, grad = jax.value_and_grad(loss)(theta, x, y)
+            t = t + 1.0
+            m = tuple(mi + (1.0 - b1) * (g - mi) for mi, g in zip(m, grad))
+            v = tuple(vi * b2 + ((1.0 - b2) * g) * g for vi, g in zip(v, grad))
+            step_size = [lr_of(lrs, i) / (1.0 - b1**t) for i in range(len(theta))]
+            root = jnp.sqrt(1.0 - b2**t)
+            theta = tuple(w + (-step_size[i] * mi) / (jnp.sqrt(vi) / root + eps)
+                          for i, (w, mi, vi) in enumerate(zip(theta, m, v)))
+            return (theta, m, v, t), value
+
+        theta = tuple(weights)
+        if optimizer == "adam":
+            zeros = tuple(jnp.zeros_like(w) for w in theta)
+            _, values = jax.lax.scan(adam_step, (theta, zeros, zeros, 0.0), None, length=steps + 1)
+        else:
+            _, values = jax.lax.scan(gd_step, theta, None, length=steps + 1)
         return values
 
     devices = jax.devices()
@@ -102,31 +136,38 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--skip-numpy", action="store_true", help="the NumPy baseline takes minutes")
+    parser.add_argument("--depth", type=int, default=2, help="weight layers (2: his one hidden layer)")
+    parser.add_argument("--optimizer", choices=["gd", "adam"], default="gd")
     args = parser.parse_args()
     threads = len(os.sched_getaffinity(0))
     threshold = 1e6
-    lr = np.logspace(-1.0, 3.0, args.grid)
+    lr = np.logspace(-1.0, 3.0, args.grid) if args.optimizer == "gd" else np.logspace(-4.0, 1.0, args.grid)
     small = lr[:: max(1, args.grid // 8)]
     points = args.grid**2
-    print(f"grid {args.grid}x{args.grid}, {args.steps} steps, {threads} cores, medians of {args.repeats}")
+    print(f"grid {args.grid}x{args.grid}, {args.steps} steps, depth {args.depth}, {args.optimizer}, "
+          f"{threads} cores, medians of {args.repeats}")
+    lr_axes = ("lr_W0", "lr_W1")
+    fixed = {f"lr_W{layer}": FIXED_LR for layer in range(2, args.depth)}
     for width in args.widths:
-        model = NetworkModel("tanh", width=width)
+        model = NetworkModel("tanh", width=width, depth=args.depth)
         rows = {}
         try:
-            jax_map = jax_map_factory(model, args.steps)
+            jax_map = jax_map_factory(model, args.steps, args.optimizer)
             jax_map(small, threshold)  # warm-up: compile
             rows["jax jit+vmap+pmap"] = timed(lambda: jax_map(lr, threshold), args.repeats)
         except ImportError:
             print("  (jax not importable: skipped)")
         for precision in ("libm", "fast"):
-            network_map(model, [("lr_W0", small), ("lr_W1", small)], steps=3, precision=precision)
+            network_map(model, [(lr_axes[0], small), (lr_axes[1], small)], steps=3, precision=precision,
+                        optimizer=args.optimizer, params=fixed)
             rows[f"numba {precision}, {threads} threads"] = timed(
                 lambda p=precision: network_map(
-                    model, [("lr_W0", lr), ("lr_W1", lr)], steps=args.steps, precision=p, threads=threads
+                    model, [(lr_axes[0], lr), (lr_axes[1], lr)], steps=args.steps, precision=p, threads=threads,
+                    optimizer=args.optimizer, params=fixed,
                 )["escape_step"],
                 args.repeats,
             )
-        if not args.skip_numpy:
+        if not args.skip_numpy and args.depth == 2 and args.optimizer == "gd":
             rows["numpy einsum"] = timed(lambda: numpy_map(model, lr, args.steps, threshold), 1)
         reference = rows.get("jax jit+vmap+pmap", (None,))[0]
         libm = rows[f"numba libm, {threads} threads"][1]

@@ -44,19 +44,18 @@ def random_x0(log2: int, members: int, precision: str) -> None:
 def fresh_x0(log2: int, members: int, precision: str) -> None:
     """His exp-6.jl as written: ``x0s = -5 .+ 10*rand(100)`` is drawn afresh inside the loop over learning
     rates, so member i's "map" has a new random x0 at every learning rate."""
-    from fractalscape.gd import axis_slots, run_block
+    from fractalscape.gd import run_block
 
     rng = np.random.default_rng(0)
     lr = fs.Axis("lr", 0.0, 1.5, 2**log2 + 1).values()
     for name in ("cosine-multiplicative", "cosine-additive"):
         start = time.perf_counter()
         land = fs.landscape(name, delta=0.2, wavelength=0.1)
-        params = np.concatenate([[np.nan, 1.0], land.theta_vector()])
-        slots = axis_slots(land, ["lr", "x0"])
         labels = np.empty((lr.size, members), bool)
         for i, rate in enumerate(lr):
             x0s = rng.uniform(-5.0, 5.0, members)
-            out = run_block(land, params, slots, [lr[i:i + 1], x0s], steps=1000, threshold=1e8, precision=precision)
+            out = run_block(land, {}, [("lr", lr[i:i + 1]), ("x0", x0s)], steps=1000, threshold=1e8,
+                            precision=precision)
             labels[i] = out["escape_step"][0] >= 0
         dims = [fs.dimension(labels[:, m], "dyadic").dimension for m in range(members)]
         print(json.dumps({"landscape": name, "protocol": "fresh x0 at every learning rate (exp-6.jl)",

@@ -16,6 +16,8 @@ Schema (``[landscape]`` or ``[network]``, and ``[[axis]]``, are required;
     threshold = 1e8                    # or inf: stop only at a non-finite loss
     precision = "libm"
     label = "threshold"                # networks also "sohl-dickstein"
+    optimizer = "gd"                   # momentum | nesterov | adam | adamw (fractalscape.optimizers)
+    beta2 = 0.999                      # ... and its hyperparameters, when not on an axis
 
     [[axis]]                           # 1 to 3 of these
     name = "lr"
@@ -29,14 +31,20 @@ Schema (``[landscape]`` or ``[network]``, and ``[[axis]]``, are required;
 A Sohl-Dickstein network replaces ``[landscape]`` with::
 
     [network]
-    nonlinearity = "tanh"              # tanh | relu | identity
+    nonlinearity = "tanh"              # tanh | relu | identity | gelu
     width = 16
+    depth = 2                          # weight layers, 1 to 6
+    parameterization = "mean-field"    # mean-field | ntk | standard
+    loss = "mse"                       # mse | logistic
     data = "full"                      # full | single | minibatch
     batch_size = 16                    # minibatch size
     seed = 0
 
-and its ``[descent]`` takes ``lr``, ``lr_W0``, ``lr_W1``, ``init_offset``
-(when not on an axis), ``steps``, ``threshold`` (default 1e6), ``precision``.
+and its ``[descent]`` takes ``lr``, ``lr_W0`` .., ``init_offset``,
+``init_scale`` (when not on an axis), ``steps``, ``threshold`` (default
+1e6), ``precision``, ``label``, ``optimizer`` and its hyperparameters. The
+model tables are :data:`MODEL_TABLES`; everything else reads the model
+protocol (:mod:`fractalscape.model`).
 """
 
 from __future__ import annotations
@@ -54,14 +62,38 @@ import xarray as xr
 
 from fractalscape.errors import ConfigError
 from fractalscape.grid import Axis, Grid
-from fractalscape.landscapes import Landscape, landscape
+from fractalscape.landscapes import landscape
+from fractalscape.model import Model
 from fractalscape.networks import NetworkModel
-from fractalscape.trainability import descent_settings, trainability
+from fractalscape.optimizers import HYPERPARAMETERS
+from fractalscape.trainability import RUN_KEYS, descent_settings, trainability
 
-DESCENT_KEYS = {
-    "landscape": ("x0", "lr", "steps", "threshold", "precision", "label"),
-    "network": ("lr", "lr_W0", "lr_W1", "init_offset", "steps", "threshold", "precision", "label"),
-}
+
+def _landscape_table(table: dict) -> Model:
+    if "name" not in table:
+        raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
+    return landscape(table.pop("name"), **table)
+
+
+def _network_table(table: dict) -> Model:
+    unknown = sorted(set(table) - set(NetworkModel.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"[network] has unknown key {unknown[0]!r}; valid keys: "
+                          f"{', '.join(NetworkModel.__dataclass_fields__)}")
+    return NetworkModel(**table)
+
+
+#: The config tables that describe a model, and how each builds one (:mod:`fractalscape.model`).
+MODEL_TABLES = {"landscape": _landscape_table, "network": _network_table}
+
+
+def descent_keys(model: Model) -> tuple[str, ...]:
+    """The keys ``[descent]`` accepts for ``model``.
+
+    >>> descent_keys(landscape("quadratic"))[:4]
+    ('lr', 'x0', 'steps', 'threshold')
+    """
+    return (*model.descent_slots(), *RUN_KEYS, *HYPERPARAMETERS)
 AXIS_KEYS = {"name", "start", "stop", "num", "scale", "chunk", "ensemble"}
 AXIS_REQUIRED = ("name", "start", "stop", "num")
 
@@ -70,7 +102,7 @@ AXIS_REQUIRED = ("name", "start", "stop", "num")
 class Config:
     """A checked run configuration: what :func:`open_config` and ``fractalscape map`` compute."""
 
-    model: Landscape | NetworkModel
+    model: Model
     grid: Grid
     descent: dict
 
@@ -241,32 +273,22 @@ def load_config(source) -> Config:
     unknown = sorted(set(raw) - {"landscape", "network", "descent", "axis"})
     if unknown:
         raise ConfigError(f"unknown config table {unknown[0]!r}; valid tables: landscape or network, descent, axis")
-    kinds = [kind for kind in DESCENT_KEYS if kind in raw]
+    kinds = [kind for kind in MODEL_TABLES if kind in raw]
     if len(kinds) != 1:
         raise ConfigError("a config needs exactly one of the tables [landscape] and [network], "
                           f"got {' and '.join(kinds) or 'neither'}")
-    kind = kinds[0]
-    table = dict(_table(raw, kind, dict))
-    if kind == "landscape":
-        if "name" not in table:
-            raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
-        model = landscape(table.pop("name"), **table)
-    else:
-        unknown = sorted(set(table) - set(NetworkModel.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"[network] has unknown key {unknown[0]!r}; valid keys: "
-                              f"{', '.join(NetworkModel.__dataclass_fields__)}")
-        model = NetworkModel(**table)
+    model = MODEL_TABLES[kinds[0]](dict(_table(raw, kinds[0], dict)))
     grid = Grid([_axis(e, i) for i, e in enumerate(_table(raw, "axis", list))])
     descent_raw = dict(_table(raw, "descent", dict)) if "descent" in raw else {}
-    for key in ("precision", "label"):
+    for key in ("precision", "label", "optimizer"):
         if key in descent_raw and not isinstance(descent_raw[key], str):
             raise ConfigError(f"[descent] {key} must be a string, got {descent_raw[key]!r}")
-    unknown = sorted(set(descent_raw) - set(DESCENT_KEYS[kind]))
+    unknown = sorted(set(descent_raw) - set(descent_keys(model)))
     if unknown:
-        raise ConfigError(
-            f"[descent] has unknown key {unknown[0]!r}; valid keys for a {kind}: {', '.join(DESCENT_KEYS[kind])}"
-        )
+        close = difflib.get_close_matches(unknown[0], descent_keys(model), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"[descent] has unknown key {unknown[0]!r}{hint}; valid keys for {model.owner()}: "
+                          f"{', '.join(descent_keys(model))}")
     descent = descent_settings(model, grid, **descent_raw)
     return Config(model, grid, descent)
 

@@ -1,40 +1,42 @@
-"""Gradient descent over a block of grid points, compiled per landscape.
+"""The one lane driver: any model (:mod:`fractalscape.model`) with any optimizer, over a block of grid points.
 
-Every grid point has a parameter vector laid out as::
+Every grid point has a vector of *slots*: the model's per-point parameters
+(learning rates first), then the optimizer's hyperparameters. An axis sets
+one or more slots (``lr`` every learning rate, ``lr_1`` one of them,
+``delta`` one landscape parameter, ``beta2`` Adam's); the others come from
+``[descent]`` or the defaults. The driver walks the block's points, writes
+each point's slots into a lane, lets the model initialise its parameters
+there, and runs
 
-    [lr_0 .. lr_{d-1}, x0_0 .. x0_{d-1}, theta_0 .. theta_{p-1}]
-
-An axis overwrites one or more slots of it (``lr`` all the learning rates,
-``lr_1`` one of them, ``delta`` one landscape parameter). The kernel walks the
-block's points, sets the slots from the axis coordinates and runs
-
-    x <- x - lr * grad f(x)        for at most ``steps`` steps,
+    g <- grad loss(p);   p, state <- optimizer(p, g, state)     for at most ``steps`` steps,
 
 stopping a point as soon as its loss is above ``threshold`` or not finite
 (``not loss <= threshold`` catches NaN). ``escape_step`` is the step at which
 that happened (0: the initial point already did), -1 if never;
-``final_loss`` is the loss at the last step taken.
+``final_loss`` is the loss at the last step taken; ``score`` (models whose
+loss is known at every step, the networks) is Sohl-Dickstein's
+``convergence_measure`` of the losses before each update, NaN otherwise.
 
-A step tests the landscape's cheap ``bound`` against the point's ``level``
-(:mod:`fractalscape.landscapes.base`), not its loss: only where that test
-fails, and at a point's last step, does the kernel evaluate the loss, so the
-labels and readouts are exactly those of testing the loss at every step.
+A model's ``gradient`` also flags, per lane, whether the loss may be above
+the threshold (landscapes test a cheap bound, :mod:`fractalscape.landscapes.base`);
+only there, and at a point's last step, does the driver ask for the loss,
+so labels and readouts are exactly those of testing the loss at every step.
 
-The kernel runs ``LANES`` points in lock-step: one loop over the lanes does
-one GD step of every point, branch-free, so LLVM vectorizes it across points
-(with ``precision="fast"``, whose sin/cos are plain arithmetic, see
-:mod:`fractalscape.trig`). A lane whose point stops is refilled with the
-block's next point, so stopped points cost nothing. Each lane's arithmetic is
-exactly the one-point loop's (no fastmath, no FMA contraction): the lanes
-change the speed, never the results.
+The driver runs :func:`lanes` points in lock-step: every loop over lanes does
+the same arithmetic for all of them, branch-free, so LLVM vectorizes it
+across points. A lane whose point stops is refilled with the block's next
+point, so stopped points cost nothing. Each lane's arithmetic is exactly the
+one-point loop's (no fastmath, no FMA contraction): the lanes change the
+speed, never the results.
 
-Bounded orbits stop early, exactly. GD is deterministic, so once a point's
-state ``x`` repeats bit for bit (a fixed point, or a cycle of period ``p``
-found with Brent's algorithm) every later state is on that cycle, whose
-losses were all checked already: the point never diverges. The lane then runs
-only the ``(steps - t) mod p`` steps that bring it to the state it would
-reach at step ``steps``, so ``final_loss`` is bit-identical to running every
-step (``detect_cycles=False`` runs every step, for tests and benchmarks).
+Bounded orbits stop early, exactly. The update is deterministic, so once a
+point's state (parameters and optimizer state, bit for bit) repeats, at a
+fixed point or a cycle of period ``p`` found with Brent's algorithm, every
+later state is on that cycle, whose losses were all checked already: the
+point never diverges. The lane then runs only the ``(steps - t) mod p``
+steps that bring it to the state it would reach at step ``steps``, so
+``final_loss`` is bit-identical to running every step (``detect_cycles=False``
+runs every step, for tests and benchmarks). Models with a score run every step.
 
 The kernels are serial per block (no numba threading layer) and release the
 GIL, so dask's threads and worker processes supply the parallelism.
@@ -50,30 +52,13 @@ from numba import njit, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from fractalscape.landscapes.base import Family, Landscape, LaneKernels, kernels
+from fractalscape.errors import ConfigError
+from fractalscape.model import CLIP, READOUT_DTYPE, TAIL, Layout, Model, Program
+from fractalscape.optimizers import HYPERPARAMETERS, OPTIMIZERS, Layout as OptimizerLayout, Optimizer, get_optimizer
 from fractalscape.slots import point_value, slot_table
-from fractalscape.trig import Trig, get_trig
-
-#: dtype of one block of readouts.
-READOUT_DTYPE = np.dtype([("escape_step", np.int32), ("final_loss", np.float64)])
 
 
-def slot_names(land: Landscape) -> list[str]:
-    """Name of every slot of the parameter vector, in order."""
-    d = land.dim
-    if d == 1:
-        return ["lr", "x0", *land.params]
-    return [f"lr_{i}" for i in range(d)] + [f"x0_{i}" for i in range(d)] + list(land.params)
-
-
-def axis_slots(land: Landscape, names) -> np.ndarray:
-    """Boolean matrix ``(len(names), n_slots)``: which slots each named axis sets."""
-    slots = slot_names(land)
-    groups = {"lr": slots[: land.dim], "x0": slots[land.dim : 2 * land.dim]}
-    return slot_table(names, slots, groups, f"landscape {land.name!r} (dim={land.dim})")
-
-
-#: Grid points run side by side in one kernel: eight AVX-512 registers of
+#: Landscape points run side by side in one kernel: eight AVX-512 registers of
 #: doubles. LLVM then keeps the loop over lanes a loop (32 lanes it unrolls
 #: whole, and one round's four dependency chains through sin, each some 150
 #: cycles long, leave the core idle): out-of-order execution overlaps its
@@ -83,17 +68,18 @@ LANES = 64
 
 
 @intrinsic
-def _rows(typingctx, buf, first, count, dtype):
-    """Rows ``first .. first+count`` of the int64 lane buffer, as a ``(count, LANES)`` array of ``dtype``.
+def rows(typingctx, buf, first, count, lanes, dtype):
+    """Rows ``first .. first+count`` of an int64 lane buffer, as a ``(count, lanes)`` array of ``dtype``.
 
-    The view's shape is a compile-time constant (``count`` is a literal), so
-    LLVM sees it before its loop vectorizer runs: the landscapes' loops over
-    coordinates unroll and the loop over lanes becomes the innermost loop.
-    It owns no memory (no reference counting in the kernel loops).
+    ``count`` and ``lanes`` are literals, so the view's shape is a
+    compile-time constant that LLVM sees before its loop vectorizer runs:
+    loops over a landscape's coordinates unroll and the loop over lanes
+    becomes the innermost loop. It owns no memory (no reference counting
+    in the kernel loops).
     """
-    if not isinstance(count, types.IntegerLiteral):
+    if not isinstance(count, types.IntegerLiteral) or not isinstance(lanes, types.IntegerLiteral):
         return None
-    n = count.literal_value
+    n, width = count.literal_value, lanes.literal_value
     view = types.Array(dtype.dtype, 2, "C")
 
     def codegen(context, builder, signature, args):
@@ -101,18 +87,42 @@ def _rows(typingctx, buf, first, count, dtype):
         itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
         src = make_array(signature.args[0])(context, builder, args[0])
         out = make_array(view)(context, builder)
-        data = builder.gep(src.data, [builder.mul(args[1], intp(LANES))])
+        data = builder.gep(src.data, [builder.mul(args[1], intp(width))])
         populate_array(
             out,
             data=builder.bitcast(data, out.data.type),
-            shape=[intp(n), intp(LANES)],
-            strides=[intp(LANES * itemsize), intp(itemsize)],
+            shape=[intp(n), intp(width)],
+            strides=[intp(width * itemsize), intp(itemsize)],
             itemsize=intp(itemsize),
             meminfo=None,
         )
         return out._getvalue()
 
-    return view(buf, first, count, dtype), codegen
+    return view(buf, first, count, lanes, dtype), codegen
+
+
+@intrinsic
+def flat(typingctx, buf, count, dtype):
+    """The first ``count`` (a literal) elements of an int64 lane buffer, as a 1-D array of ``dtype``.
+
+    Rows of a flat view are addressed ``row * lanes + k``: constant offsets
+    from one pointer, so LLVM sees that rows never overlap.
+    """
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    n = count.literal_value
+    view = types.Array(dtype.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(view)(context, builder)
+        populate_array(out, data=builder.bitcast(src.data, out.data.type), shape=[intp(n)],
+                       strides=[intp(itemsize)], itemsize=intp(itemsize), meminfo=None)
+        return out._getvalue()
+
+    return view(buf, count, dtype), codegen
 
 
 @njit(nogil=True, inline="always")
@@ -123,189 +133,314 @@ def _highest_power_of_two(n):
     return n - (n >> 1)
 
 
-def _build(functions: LaneKernels, dim, n_theta):
-    """Block kernel: ``LANES`` points in lock-step, each lane refilled when its point exits.
 
-    ``dim`` and ``n_theta`` are compile-time constants (closure values), so
-    the lane arrays have constant shapes: the landscape's loops over
-    coordinates unroll, the loop over lanes is innermost and LLVM vectorizes
-    it (the arithmetic of each lane is unchanged: no fastmath, no FMA
-    contraction, so every lane computes what a one-point loop computes).
+
+def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool):
+    """The block kernel of one program and optimizer: its lanes in lock-step, each refilled when its point stops.
+
+    Every quantity of a lane lives in one int64 buffer, one row per
+    quantity, the lane index innermost: LLVM then sees that rows cannot
+    overlap and vectorizes without runtime alias checks.
     """
-    loss, grad, prepare, bound, level = functions
-    n_slots = 2 * dim + n_theta
-    X, G, LR, PREV, THETA = 0, dim, 2 * dim, 3 * dim, 4 * dim
-    SAVED = THETA + n_theta
-    LEVEL, STEP, LAST, FLAGS, ACTIVE, POINT = range(SAVED + dim, SAVED + dim + 6)
-    ROWS = POINT + 1
+    L, NP = program.lanes, program.n_params
+    has_score = program.has_score
+    detect = detect_cycles and not has_score
+    P = 0
+    S = P + NP  # the optimizer's state right after the parameters: the rows a repeat compares
+    G = S + optimizer.n_state * NP
+    THETA = G + NP
+    AUX = THETA + n_slots
+    SCRATCH = AUX + optimizer.n_aux
+    SAVED = SCRATCH + program.n_scratch
+    N_SAVED = (1 + optimizer.n_state) * NP if detect else 0
+    NEED, STEP, LAST, FLAGS, ACTIVE, POINT, V0, SUM_V, SUM_INV, SUM_TAIL = range(SAVED + N_SAVED, SAVED + N_SAVED + 10)
+    ROWS = SUM_TAIL + 1
+    SIZE = ROWS * L
+    SAVED_ROWS = max(N_SAVED, 1)
+    N_STATE_ROWS = (1 + optimizer.n_state) * NP  # parameters, then optimizer state: from row P on
+    n_model_slots = n_slots - len(optimizer.hyper)
+    lr_row = tuple(THETA + group for group in program.lr_group)
+    init, gradient, loss = program.build(Layout(L, P, G, THETA, SCRATCH, NEED, ROWS))
+    lanewise = program.lanewise
+    update, update_lane, stationary = optimizer.build(OptimizerLayout(
+        L, P, G, S, AUX, tuple(range(THETA + n_model_slots, THETA + n_slots)), lr_row, NP, decay))
     CHECK, REPEAT = 1, 2  # flags
 
-    # error_model="numpy": a division by zero (an idle lane's wavelength) gives
-    # inf as in NumPy instead of a check that would stop vectorization.
-    # _nrt=False: no reference counting; its calls in the lane loop would stop
-    # vectorization (numba prunes them only after LLVM's vectorizer has run).
-    # The lane buffer is allocated by the caller, `run` below.
+    # error_model="numpy": a division by zero gives inf as in NumPy instead of a check
+    # that would stop vectorization. _nrt=False: no reference counting; its calls in the
+    # lane loop would stop vectorization. The caller allocates the lane buffer.
     @njit(nogil=True, error_model="numpy", _nrt=False)
-    def run_block(params, slots, c0, c1, c2, steps, threshold, detect_cycles, escape_step, final_loss, buf):
+    def run_block(params, slots, c0, c1, c2, data, steps, threshold, escape_step, final_loss, score, buf):
         n_points = c0.shape[0] * c1.shape[0] * c2.shape[0]
-        # All lane state lives in one buffer, one row per quantity: LLVM then
-        # sees that the rows cannot overlap and vectorizes without runtime
-        # alias checks (a dozen separate arrays exceed its budget for those).
-        x = _rows(buf, X, dim, np.float64)
-        x_bits = _rows(buf, X, dim, np.int64)
-        g = _rows(buf, G, dim, np.float64)
-        lr = _rows(buf, LR, dim, np.float64)
-        prev = _rows(buf, PREV, dim, np.float64)  # x before this round's update
-        theta = _rows(buf, THETA, n_theta, np.float64)
-        # Brent's cycle finding, per lane: the state after the last power of
-        # two of steps (the initial state before step 1), compared with every
-        # later state.
-        saved = _rows(buf, SAVED, dim, np.int64)
-        below = _rows(buf, LEVEL, 1, np.float64)[0]  # the loss is below threshold where bound <= this
-        step = _rows(buf, STEP, 1, np.int64)[0]  # updates applied to x
-        last = _rows(buf, LAST, 1, np.int64)[0]  # the step the point stops at if it never diverges
-        # CHECK: the loss at prev decides whether the point stops; REPEAT: x
-        # after this round's update was seen before.
-        flags = _rows(buf, FLAGS, 1, np.int64)[0]
-        active = _rows(buf, ACTIVE, 1, np.int64)[0]  # 1: the lane holds a point
-        point = _rows(buf, POINT, 1, np.int64)[0]  # flat index of the lane's point
+        tail = min(TAIL, steps)
+        real = flat(buf, SIZE, np.float64)
+        state_bits = rows(buf, P, N_STATE_ROWS, L, np.int64)
+        saved = rows(buf, SAVED, SAVED_ROWS, L, np.int64)
+        need = rows(buf, NEED, 1, L, np.int64)[0]
+        step = rows(buf, STEP, 1, L, np.int64)[0]  # updates applied to the parameters
+        last = rows(buf, LAST, 1, L, np.int64)[0]  # the step the point stops at if it never diverges
+        # CHECK: the loss before this round's update decides whether the point stops;
+        # REPEAT: the state after it was seen before.
+        flags = rows(buf, FLAGS, 1, L, np.int64)[0]
+        active = rows(buf, ACTIVE, 1, L, np.int64)[0]  # 1: the lane holds a point
+        point = rows(buf, POINT, 1, L, np.int64)[0]  # flat index of the lane's point
         next_point = 0
-        events = LANES  # the first round of the scalar pass fills every lane
+        events = L  # the first round of the scalar pass fills every lane
         while True:
             if events:
-                # Scalar pass, run only when some lane needs its loss or repeated.
-                for j in range(LANES):
-                    if active[j] and flags[j] & CHECK:
-                        value = loss(prev, theta, j)
+                # Scalar pass, run only when some lane needs its loss, repeated, or is empty.
+                for k in range(L):
+                    if active[k] and flags[k] & CHECK:
+                        value = loss(buf, data, k)
                         diverged = not value <= threshold
-                        if diverged or step[j] - 1 == last[j]:
-                            n = point[j]
-                            escape_step[n] = step[j] - 1 if diverged else -1
+                        if diverged or step[k] - 1 == last[k]:
+                            n = point[k]
+                            t = step[k] - 1
+                            escape_step[n] = t if diverged else -1
                             final_loss[n] = value
-                            active[j] = 0
-                    if active[j] and flags[j] & REPEAT:
-                        # x after t updates equals the state saved at the last power of two
-                        # below t, the first repeat since that save: the period is the
-                        # distance. Every loss on the cycle was below threshold, so the
-                        # point never diverges, and x at the last step is the cycle state
-                        # (steps - t) mod period ahead. The lane stops within one period,
-                        # before the state can repeat again.
-                        t = step[j]
-                        last[j] = t + (steps - t) % (t - _highest_power_of_two(t - 1))
-                    if not active[j] and next_point < n_points:
+                            if has_score:
+                                sum_v = real[SUM_V * L + k]
+                                sum_inv = real[SUM_INV * L + k]
+                                sum_tail = real[SUM_TAIL * L + k]
+                                if diverged and t < steps - 1:
+                                    # The rest of the trajectory is taken to stay at the clip.
+                                    unseen = steps - 1 - t
+                                    sum_v += unseen * CLIP
+                                    sum_inv += unseen / CLIP
+                                    sum_tail += min(unseen, tail) * CLIP
+                                score[n] = -sum_v if sum_tail / tail < 1.0 else sum_inv
+                            else:
+                                score[n] = math.nan
+                            active[k] = 0
+                    if active[k] and flags[k] & REPEAT:
+                        # The state after t updates equals the state saved at the last power of
+                        # two below t, the first repeat since that save: the period is the
+                        # distance. Every loss on the cycle was below threshold, so the point
+                        # never diverges, and its state at the last step is the cycle state
+                        # (steps - t) mod period ahead. The lane stops within one period.
+                        t = step[k]
+                        last[k] = t + (steps - t) % (t - _highest_power_of_two(t - 1))
+                    if not active[k] and next_point < n_points:
                         n = next_point
                         next_point += 1
                         for s in range(n_slots):
-                            v = point_value(params, slots, c0, c1, c2, n, s)
-                            if s < dim:
-                                lr[s, j] = v
-                            elif s < 2 * dim:
-                                x[s - dim, j] = v
-                                saved[s - dim, j] = x_bits[s - dim, j]
-                            else:
-                                theta[s - 2 * dim, j] = v
-                        prepare(theta, j)
-                        below[j] = level(x, theta, j, threshold)
-                        point[j] = n
-                        active[j] = 1
-                        step[j] = 0
-                        last[j] = steps
+                            real[(THETA + s) * L + k] = point_value(params, slots, c0, c1, c2, n, s)
+                        for r in range(S, G):
+                            real[r * L + k] = 0.0
+                        init(buf, data, k, threshold)
+                        for r in range(N_SAVED):
+                            saved[r, k] = state_bits[r, k]
+                        for r in (SUM_V, SUM_INV, SUM_TAIL):
+                            real[r * L + k] = 0.0
+                        point[k] = n
+                        active[k] = 1
+                        step[k] = 0
+                        last[k] = steps
                 if not active.any():
                     return
-            # Vector pass: one GD step of every lane. Branch-free down to the
-            # numba IR (integer masks, no `if`/`or`/ternaries): a branch in the
-            # lane loop stops LLVM from vectorizing it once dim >= 2.
+            # Vector pass: one update of every lane (idle lanes too: the scalar pass skips
+            # them, and it runs at most `steps` more rounds).
+            if not lanewise:
+                gradient(buf, data, step, threshold)
+                update(real, step)
             events = 0
-            for j in range(LANES):
-                # The loss decides where it may be above threshold (or NaN), and at the last step.
-                check = np.int64(not bound(x, theta, j) <= below[j]) | np.int64(step[j] == last[j])
-                grad(x, theta, j, g)
-                for i in range(dim):
-                    prev[i, j] = x[i, j]
-                    x[i, j] = x[i, j] - lr[i, j] * g[i, j]
-                t = step[j] + 1
-                step[j] = t
-                same = np.int64(detect_cycles)
-                for i in range(dim):
-                    same &= np.int64(x_bits[i, j] == saved[i, j])
+            for k in range(L):
+                if lanewise:
+                    # One loop over lanes, branch-free down to the numba IR (integer masks,
+                    # no `if`/`or`/ternaries): a branch in it stops LLVM from vectorizing.
+                    gradient(buf, data, k, threshold)
+                    update_lane(real, step, k)
+                t = step[k]
+                check = need[k] | np.int64(t == last[k])
+                if has_score:
+                    # convergence_measure's normalised loss: NaN unless finite, clipped at CLIP.
+                    value = loss(buf, data, k)
+                    real[V0 * L + k] = value if t == 0 else real[V0 * L + k]
+                    v0 = real[V0 * L + k]
+                    v = value / v0
+                    v = v if (v - v == 0.0) & (v0 - v0 == 0.0) else math.nan
+                    v = CLIP if v > CLIP else v
+                    scored = t < steps
+                    real[SUM_V * L + k] += v if scored else 0.0
+                    real[SUM_INV * L + k] += 1.0 / v if scored else 0.0
+                    real[SUM_TAIL * L + k] += v if scored and t >= steps - tail else 0.0
+                t += 1
+                step[k] = t
+                same = np.int64(detect) & stationary(real, step, k)
+                for r in range(N_SAVED):
+                    same &= np.int64(state_bits[r, k] == saved[r, k])
                 save = -np.int64((t & (t - 1)) == 0)  # all ones after steps 1, 2, 4, 8, ...
-                for i in range(dim):
-                    saved[i, j] ^= (x_bits[i, j] ^ saved[i, j]) & save
+                for r in range(N_SAVED):
+                    saved[r, k] ^= (state_bits[r, k] ^ saved[r, k]) & save
                 flag = check | (same << 1)
-                flags[j] = flag
-                # Idle lanes (the block's last points are out) may raise events too: the
-                # scalar pass skips them, and it runs at most `steps` more rounds.
+                flags[k] = flag
                 events |= flag
 
     def run(*args):
-        run_block(*args, np.zeros(ROWS * LANES, np.int64))
+        run_block(*args, np.zeros(ROWS * L, np.int64))
 
     run.compiled = run_block  # for inspect_llvm() / inspect_asm()
     return run
 
 
 @lru_cache(maxsize=None)
-def block_kernel(family: Family, trig: Trig, dim: int, n_theta: int):
-    """The compiled block kernel for a landscape family, trig implementation and shape."""
-    return _build(kernels(family, trig), dim, n_theta)
+def block_kernel(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool):
+    """The compiled block kernel of a program and optimizer, built once per process."""
+    return _build(program, optimizer, n_slots, decay, detect_cycles)
+
+
+def model_kernel(model: Model, precision: str = "libm", optimizer="gd", *, decay: bool = False,
+                 detect_cycles: bool = True, structure=None):
+    """The block kernel :func:`run_block` uses for ``model`` (its ``compiled`` attribute is the numba function)."""
+    optimizer = get_optimizer(optimizer)
+    structure = dict(model.defaults(), **(structure or {}))
+    program = model.program({s: int(structure[s]) for s in model.structural()}, precision)
+    return block_kernel(program, optimizer, len(slot_names(model, optimizer)), decay, detect_cycles)
+
+
+def slot_names(model: Model, optimizer="gd") -> tuple[str, ...]:
+    """Every slot of a point: the model's, then the optimizer's hyperparameters.
+
+    >>> from fractalscape.landscapes import landscape
+    >>> slot_names(landscape("cosine-additive"), "momentum")
+    ('lr', 'x0', 'delta', 'wavelength', 'momentum', 'weight_decay')
+    """
+    return (*model.slots(), *get_optimizer(optimizer).hyper)
+
+
+def axis_slots(model: Model, names, optimizer="gd") -> np.ndarray:
+    """Boolean matrix ``(len(names), n_slots)``: which slots each named axis sets."""
+    optimizer = get_optimizer(optimizer)
+    for name in names:
+        if name in HYPERPARAMETERS and name not in optimizer.hyper:
+            owners = [o for o, opt in OPTIMIZERS.items() if name in opt.hyper]
+            raise ConfigError(f"axis {name!r} is a hyperparameter of {', '.join(owners)}, not of optimizer "
+                              f"{optimizer.name!r}; set [descent] optimizer or drop the axis")
+    return slot_table(names, slot_names(model, optimizer), model.groups(), model.owner())
+
+
+def slot_vector(model: Model, optimizer, values, set_by_axes) -> np.ndarray:
+    """The slot values of ``values`` (groups expanded), defaults filled in; NaN where an axis sets the slot."""
+    optimizer = get_optimizer(optimizer)
+    names = slot_names(model, optimizer)
+    merged = {**model.defaults(), **optimizer.defaults, **model.slot_values(values)}
+    vector = np.full(len(names), np.nan)
+    for i, name in enumerate(names):
+        if set_by_axes[i]:
+            continue
+        if name not in merged:
+            if name in model.lr_slots():
+                raise ConfigError(f"learning rate {name!r} is not set for {model.owner()}: pass lr=... "
+                                  f"(or {name}=...) or add an 'lr' axis")
+            raise ConfigError(f"{name!r} is not set for {model.owner()}: give it a value or make it an axis")
+        vector[i] = merged[name]
+    return vector
 
 
 def run_block(
-    land: Landscape,
-    params: np.ndarray,
-    slots: np.ndarray,
-    coords: list[np.ndarray],
+    model: Model,
+    values,
+    axes,
     *,
     steps: int,
     threshold: float,
     precision: str = "libm",
+    optimizer="gd",
     detect_cycles: bool = True,
 ) -> np.ndarray:
-    """GD readouts over the outer product of ``coords`` (one array per axis).
+    """Readouts over the outer product of the axes' coordinates.
 
     Parameters
     ----------
-    land : Landscape
-    params : ndarray
-        Default parameter vector (layout in the module docstring).
-    slots : ndarray of bool, shape (len(coords), len(params))
-        Which slots each axis sets, from :func:`axis_slots`.
-    coords : list of 1-D ndarray
-        This block's coordinates along each axis.
+    model : Model
+        A landscape, a network or a user model (:mod:`fractalscape.model`).
+    values : dict
+        Values of the slots no axis sets (group names like ``lr`` allowed;
+        ``None`` entries ignored); defaults fill the rest.
+    axes : list of (name, 1-D array)
+        At most three; each names a slot or group of the model or optimizer.
+    steps, threshold : int, float
+        Most updates per point; a point stops at the first loss not ``<= threshold``.
     precision : {"libm", "fast"}
-        sin/cos implementation (:mod:`fractalscape.trig`).
+        The model's sin/cos/tanh implementation.
+    optimizer : str
+        One of :data:`fractalscape.optimizers.OPTIMIZERS`.
     detect_cycles : bool
         Stop points whose state repeats (the map is the same either way);
         False runs every step, for tests and benchmarks.
 
     Returns
     -------
-    ndarray of :data:`READOUT_DTYPE`, shape ``tuple(len(c) for c in coords)``
+    ndarray of :data:`READOUT_DTYPE`, shape ``tuple(len(c) for _, c in axes)``
+        The same values for any split of the axes into blocks.
 
     Examples
     --------
     >>> from fractalscape.landscapes import landscape
-    >>> land = landscape("quadratic")
-    >>> params = np.array([0.0, 1.0])      # lr, x0
-    >>> out = run_block(land, params, axis_slots(land, ["lr"]), [np.array([0.5, 1.5])],
+    >>> out = run_block(landscape("quadratic"), {"x0": 1.0}, [("lr", np.array([0.5, 1.5]))],
     ...                 steps=100, threshold=1e8)
     >>> out["escape_step"].tolist()
     [-1, 14]
+    >>> out = run_block(landscape("quadratic"), {"x0": 1.0}, [("lr", np.array([0.5, 1.5, 2.5]))],
+    ...                 steps=100, threshold=1e8, optimizer="momentum")
+    >>> out["escape_step"].tolist()
+    [-1, -1, 9]
     """
-    dim = land.dim
-    kernel = block_kernel(land.family, get_trig(precision), dim, len(params) - 2 * dim)
+    optimizer = get_optimizer(optimizer)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps < 2**31:
+        raise ConfigError(f"steps must be an integer in [1, 2**31), got {steps!r}")
+    if len(axes) > 3:
+        raise ConfigError(f"a block takes at most 3 axes, got {len(axes)}: {[a for a, _ in axes]}")
+    names = [name for name, _ in axes]
+    coords = [np.ascontiguousarray(c, dtype=np.float64) for _, c in axes]
+    for name, c in zip(names, coords):
+        if c.ndim != 1:
+            raise ConfigError(f"axis {name!r}: coordinates must be 1-D, got shape {c.shape}")
+    table = axis_slots(model, names, optimizer)
+    vector = slot_vector(model, optimizer, values, table.any(axis=0))
+    return _split_structural(model, optimizer, vector, table, coords, steps, float(threshold), precision,
+                             detect_cycles)
+
+
+def _split_structural(model, optimizer, vector, table, coords, steps, threshold, precision, detect_cycles):
+    """Run the block, one structural value at a time along any axis that sets a structural slot."""
+    names = slot_names(model, optimizer)
+    structural = [names.index(s) for s in model.structural()]
+    for a, row in enumerate(table):
+        hit = [s for s in structural if row[s]]
+        if not hit:
+            continue
+        parts = []
+        for value in coords[a]:
+            fixed = vector.copy()
+            fixed[hit] = value
+            rest = np.delete(table, a, axis=0)
+            sub = [c for b, c in enumerate(coords) if b != a]
+            part = _split_structural(model, optimizer, fixed, rest, sub, steps, threshold, precision, detect_cycles)
+            parts.append(np.expand_dims(part, a))
+        return np.concatenate(parts, axis=a)
+    structure = {}
+    for s in structural:
+        value = vector[s]
+        if not (math.isfinite(value) and value == round(value)):
+            raise ConfigError(f"{names[s]!r} must be an integer, got {float(value)!r}")
+        structure[names[s]] = int(value)
+    model.check_structure(structure)
+    program = model.program(structure, precision)
+    decay = bool(table[:, names.index("weight_decay")].any() or vector[names.index("weight_decay")] != 0.0)
+    kernel = block_kernel(program, optimizer, len(names), decay, bool(detect_cycles))
     shape = tuple(len(c) for c in coords)
-    padded = [np.ascontiguousarray(c, dtype=np.float64) for c in coords]
-    padded += [np.zeros(1)] * (3 - len(padded))
-    table = np.zeros((3, len(params)), dtype=np.bool_)
-    table[: len(coords)] = slots
+    padded = coords + [np.zeros(1)] * (3 - len(coords))
+    slots = np.zeros((3, len(names)), dtype=np.bool_)
+    slots[: len(coords)] = table
     n_points = math.prod(shape)
     escape_step = np.empty(n_points, dtype=np.int32)
     final_loss = np.empty(n_points, dtype=np.float64)
-    kernel(
-        np.asarray(params, np.float64), table, *padded, steps, threshold, detect_cycles, escape_step, final_loss
-    )
+    score = np.empty(n_points, dtype=np.float64)
+    kernel(vector, slots, *padded, model.kernel_data(structure, steps), int(steps), threshold, escape_step, final_loss,
+           score)
     out = np.empty(shape, dtype=READOUT_DTYPE)
     out["escape_step"] = escape_step.reshape(shape)
     out["final_loss"] = final_loss.reshape(shape)
+    out["score"] = score.reshape(shape)
     return out

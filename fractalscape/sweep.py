@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from fractalscape.config import AXIS_KEYS, DESCENT_KEYS, load_config, read_config, with_overrides
+from fractalscape.config import AXIS_KEYS, MODEL_TABLES, descent_keys, load_config, read_config, with_overrides
 from fractalscape.dimension import default_method, dimension
 from fractalscape.errors import ConfigError
 from fractalscape.landscapes import Landscape, get_family
@@ -71,7 +71,11 @@ def _schema_keys(raw: dict, path: tuple) -> set[str]:
     if path == ("network",):
         return set(NetworkModel.__dataclass_fields__)
     if path == ("descent",):
-        return set(DESCENT_KEYS["network" if "network" in raw else "landscape"])
+        kind = "network" if "network" in raw else "landscape"
+        try:
+            return set(descent_keys(MODEL_TABLES[kind](dict(raw.get(kind, {})))))
+        except (ConfigError, TypeError):
+            return set(descent_keys(MODEL_TABLES[kind]({"name": "quadratic"} if kind == "landscape" else {})))
     if len(path) == 2 and path[0] == "axis":
         return set(AXIS_KEYS)
     return set()

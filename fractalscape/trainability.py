@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import partial
 
@@ -13,43 +14,36 @@ from dask.base import tokenize
 from fractalscape._version import __version__
 from fractalscape.ensemble import ensemble_variables, shifted_block, ulp_targets
 from fractalscape.errors import ConfigError, check_finite
-from fractalscape.gd import READOUT_DTYPE, axis_slots, run_block, slot_names
+from fractalscape.gd import axis_slots, run_block, slot_names, slot_vector
 from fractalscape.grid import Grid
-from fractalscape.landscapes.base import Landscape
-from fractalscape.networks import DEFAULT_THRESHOLD as NETWORK_THRESHOLD
-from fractalscape.networks import READOUT_DTYPE as NETWORK_READOUT_DTYPE
-from fractalscape.networks import NetworkModel
+from fractalscape.model import READOUT_DTYPE, Model
+from fractalscape.optimizers import get_optimizer
 from fractalscape.trig import get_trig
 
 #: Axes up to this many points get an in-memory index (``ds.sel`` works);
 #: longer ones stay lazy dask coordinates without an index.
 INDEXED_AXIS_MAX = 2**22
-#: Default divergence threshold of landscapes (Liu 2024).
-LANDSCAPE_THRESHOLD = 1e8
-
-
-def _vector(what: str, value, dim: int) -> list[float]:
-    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
-    if len(values) == 1:
-        values = values * dim
-    if len(values) != dim:
-        raise ConfigError(f"{what} must be a number or a list of {dim} numbers (dim={dim}), got {value!r}")
-    return [check_finite(what, v) for v in values]
-
 
 #: What ``diverged`` means: the loss crossed ``threshold`` (or was not finite), or Sohl-Dickstein's
 #: measure says the network did not converge (the mean of its last 20 normalised losses is not below 1).
 LABELS = ("threshold", "sohl-dickstein")
 
 
-def _check_label(model, label) -> None:
+def _check_model(model) -> None:
+    if not isinstance(model, Model):
+        raise ConfigError(f"trainability needs a model (fractalscape.landscape(...), fractalscape.NetworkModel(...) "
+                          f"or a fractalscape.model.Model), got {model!r}")
+
+
+def _check_label(model: Model, label) -> None:
     if label not in LABELS:
         raise ConfigError(
             f"unknown label {label!r}; valid labels: 'threshold' (the loss crossed threshold or was not finite), "
             "'sohl-dickstein' (networks: not converged by his measure, the sign of the score)"
         )
-    if label == "sohl-dickstein" and not isinstance(model, NetworkModel):
-        raise ConfigError("label 'sohl-dickstein' reads a network's score; a landscape uses label = 'threshold'")
+    if label == "sohl-dickstein" and "score" not in model.readouts:
+        raise ConfigError(f"label 'sohl-dickstein' reads a score, which {model.owner()} has no readout for; "
+                          "use label = 'threshold'")
 
 
 def _check_run(steps, threshold, precision) -> None:
@@ -64,118 +58,112 @@ def _check_run(steps, threshold, precision) -> None:
     get_trig(precision)
 
 
-def _landscape_settings(land: Landscape, names, x0, lr, params) -> dict:
-    if params:
-        raise ConfigError(
-            f"unknown descent setting {sorted(params)[0]!r} for a landscape; valid: x0, lr, steps, threshold, precision"
-        )
-    settings = {"x0": _vector("x0", 1.0 if x0 is None else x0, land.dim)}
-    lr_on_axes = axis_slots(land, names)[:, : land.dim].any(axis=0)
-    if lr is None:
-        if not lr_on_axes.all():
-            missing = [n for n, on in zip(slot_names(land), lr_on_axes) if not on]
-            raise ConfigError(f"learning rate {missing[0]!r} is not set: pass lr=... or add an 'lr' axis")
-        settings["lr"] = None
-    else:
-        settings["lr"] = _vector("lr", lr, land.dim)
-    return settings
-
-
-def _network_settings(model: NetworkModel, names, x0, lr, params) -> dict:
-    if x0 is not None:
-        raise ConfigError("x0 does not apply to a network (its initial weights come from its seed); drop it")
-    values = dict(params)
-    if lr is not None:
-        values["lr"] = lr
-    unknown = sorted(set(values) - set(model.slot_names()))
-    if unknown:
-        raise ConfigError(
-            f"unknown descent setting {unknown[0]!r} for a network; valid: {', '.join(model.slot_names())}, "
-            "steps, threshold, precision"
-        )
-    values = {k: check_finite(k, v) for k, v in values.items() if v is not None}
-    model.check_settings(values, names)
-    return values
-
-
 def kernel_axes(grid: Grid) -> list[str]:
     """The grid's axes that set model parameters: all but a rounding axis (:mod:`fractalscape.ensemble`)."""
     rounding = ulp_targets(grid.names, grid.ensemble_names)
     return [n for n in grid.names if n not in rounding]
 
 
-def descent_settings(model, grid: Grid, *, x0=None, lr=None, steps=1000, threshold=None, precision="libm",
-                     label="threshold", **params) -> dict:
-    """Checked GD settings, as stored in the map's provenance and accepted by :func:`trainability`."""
+def _check_axes(model: Model, optimizer, grid: Grid, names) -> None:
+    """Structural axes hold integers (``width``: one per block); hyperparameter axes stay in range."""
+    from fractalscape.optimizers import RANGES, check_hyper
+
+    for axis in grid.axes:
+        if axis.name not in names:
+            continue
+        if axis.name in model.structural():
+            values = axis.values()
+            if not np.all(values == np.round(values)):
+                raise ConfigError(f"axis {axis.name!r} is structural: its values must be integers, got "
+                                  f"{values[values != np.round(values)][0]!r} (use num = stop - start + 1)")
+            if axis.name == "width" and axis.chunk != 1:
+                raise ConfigError(f"axis 'width' changes the network's shape: it needs chunk = 1 (one width "
+                                  f"per block), got chunk = {axis.chunk}")
+        if axis.name in RANGES:
+            for end in (axis.start, axis.stop):
+                check_hyper(axis.name, float(end))
+
+
+def _check_structures(model: Model, grid: Grid, names, values: dict) -> None:
+    """Every combination of the structural axes' end values is a valid structure (batch_size <= n_data, ...)."""
+    ends = {a.name: (a.start, a.stop) for a in grid.axes if a.name in names and a.name in model.structural()}
+    base = {**model.defaults(), **model.slot_values(values)}
+    for combo in itertools.product(*ends.values()):
+        structure = {**base, **dict(zip(ends, combo))}
+        model.check_structure({s: int(structure[s]) for s in model.structural()})
+
+
+def descent_settings(model, grid: Grid, *, steps=1000, threshold=None, precision="libm", label="threshold",
+                     optimizer="gd", **values) -> dict:
+    """Checked settings, as stored in the map's provenance and accepted by :func:`trainability`.
+
+    ``values`` are the model's slots and groups not on an axis (``x0``, ``lr``
+    for landscapes; ``lr_W0``, ``init_offset``, ... for networks) and the
+    optimizer's hyperparameters.
+    """
+    _check_model(model)
     if threshold is None:
-        threshold = NETWORK_THRESHOLD if isinstance(model, NetworkModel) else LANDSCAPE_THRESHOLD
+        threshold = model.default_threshold
     _check_run(steps, threshold, precision)
     _check_label(model, label)
-    if isinstance(model, NetworkModel):
-        settings = _network_settings(model, kernel_axes(grid), x0, lr, params)
-    elif isinstance(model, Landscape):
-        settings = _landscape_settings(model, kernel_axes(grid), x0, lr, params)
-    else:
-        raise ConfigError(
-            f"trainability needs a Landscape (fractalscape.landscape(...)) or a NetworkModel, got {model!r}"
-        )
-    # the default label is left out, so maps stored before labels existed keep their configuration
-    return {**settings, "steps": int(steps), "threshold": float(threshold), "precision": precision,
-            **({"label": label} if label != "threshold" else {})}
+    opt = get_optimizer(optimizer)
+    names = kernel_axes(grid)
+    hyper = {k: values.pop(k) for k in list(values) if k in opt.hyper and values[k] is not None}
+    for k in list(values):
+        if k in _all_hyper() and k not in opt.hyper:
+            raise ConfigError(f"[descent] {k} is a hyperparameter of {', '.join(_owners(k))}, not of optimizer "
+                              f"{opt.name!r}; set optimizer = ... or drop {k}")
+    hyper = {k: check_finite(k, v) for k, v in hyper.items()}
+    opt.check(hyper)
+    if opt.name != "gd":  # stored in full, so the map keeps its meaning if a default ever changes
+        hyper = {k: hyper.get(k, v) for k, v in opt.defaults.items() if k not in names}
+    settings = model.settings(values)
+    table = axis_slots(model, names, opt)
+    _check_axes(model, opt, grid, names)
+    _check_structures(model, grid, names, settings)
+    slot_vector(model, opt, {**settings, **hyper}, table.any(axis=0))  # every slot is set
+    # defaults are left out, so maps stored before optimizers and labels existed keep their configuration
+    return {**settings, **hyper, "steps": int(steps), "threshold": float(threshold), "precision": precision,
+            **({"label": label} if label != "threshold" else {}),
+            **({"optimizer": opt.name} if opt.name != "gd" else {})}
 
 
-def _landscape_block(*coords, land, params, slots, steps, threshold, precision):
-    return run_block(land, params, slots, list(coords), steps=steps, threshold=threshold, precision=precision)
+def _all_hyper():
+    from fractalscape.optimizers import HYPERPARAMETERS
+
+    return HYPERPARAMETERS
 
 
-def _network_block(*coords, model, names, values, steps, threshold, precision):
-    return model.run_block(values, list(zip(names, coords)), steps, threshold, precision)
+def _owners(name):
+    from fractalscape.optimizers import OPTIMIZERS
+
+    return [o for o, opt in OPTIMIZERS.items() if name in opt.hyper]
 
 
-def _landscape_problem(land: Landscape, names, settings: dict):
-    params = np.concatenate(
-        [
-            np.full(land.dim, np.nan) if settings["lr"] is None else settings["lr"],
-            settings["x0"],
-            land.theta_vector(),
-        ]
-    )
-    block = partial(
-        _landscape_block, land=land, params=params, slots=axis_slots(land, names),
-        steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
-    )
-    attrs = {
-        "model": land.name,
-        "formula": land.family.formula,
-        "landscape": land.name,
-        "landscape_params": json.dumps(land.params),
-        "dim": land.dim,
-    }
-    return block, READOUT_DTYPE, {"landscape": land.to_dict()}, attrs
+def _block(*coords, model, names, values, steps, threshold, precision, optimizer):
+    return run_block(model, values, list(zip(names, coords)), steps=steps, threshold=threshold,
+                     precision=precision, optimizer=optimizer)
 
 
-def _network_problem(model: NetworkModel, names, settings: dict):
-    values = {k: v for k, v in settings.items() if k in model.slot_names()}
-    block = partial(
-        _network_block, model=model, names=tuple(names), values=values,
-        steps=settings["steps"], threshold=settings["threshold"], precision=settings["precision"],
-    )
-    attrs = {"model": f"network-{model.nonlinearity}-{model.data}", "formula": model.description(),
-             "network": json.dumps(model.to_dict())}
-    return block, NETWORK_READOUT_DTYPE, {"network": model.config_dict()}, attrs
+#: Keys of the stored settings that are not slot values.
+RUN_KEYS = ("steps", "threshold", "precision", "label", "optimizer")
 
 
-def _problem(model, grid: Grid, settings: dict):
-    """``(block, readout dtype, model config, model attrs)``: ``block(*coords)`` runs one block of ``grid``."""
-    problem = _network_problem if isinstance(model, NetworkModel) else _landscape_problem
+def _problem(model: Model, grid: Grid, settings: dict):
+    """``block(*coords)``: one block of ``grid``'s readouts, rounding axes applied."""
     # The kernels stop at a loss that is not <= threshold: inf itself would pass, its
     # predecessor (the largest double) does not, so threshold = inf stops at every non-finite loss.
-    settings = {**settings, "threshold": min(settings["threshold"], np.finfo(np.float64).max)}
-    block, *rest = problem(model, kernel_axes(grid), settings)
+    threshold = min(settings["threshold"], np.finfo(np.float64).max)
+    block = partial(
+        _block, model=model, names=tuple(kernel_axes(grid)),
+        values={k: v for k, v in settings.items() if k not in RUN_KEYS and v is not None},
+        steps=settings["steps"], threshold=threshold, precision=settings["precision"],
+        optimizer=settings.get("optimizer", "gd"),
+    )
     for axis, targets in ulp_targets(grid.names, grid.ensemble_names).items():
         block = partial(shifted_block, inner=block, rounding=grid.names.index(axis),
                         targets=tuple(grid.names.index(t) for t in targets))
-    return (block, *rest)
+    return block
 
 
 DESCRIPTIONS = {
@@ -187,20 +175,24 @@ DESCRIPTIONS = {
 
 def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, threshold: float | None = None,
                  precision: str = "libm", **params) -> xr.Dataset:
-    """Where GD converges or diverges, over every point of ``grid``.
+    """Where GD (or another optimizer) converges or diverges, over every point of ``grid``.
 
     Building the Dataset computes nothing: each readout is a dask array whose
-    blocks run the compiled GD kernel when computed.
+    blocks run the compiled lane driver (:mod:`fractalscape.gd`) when computed.
 
     Parameters
     ----------
-    model : Landscape or NetworkModel
-        A loss landscape from :func:`fractalscape.landscape`, or a
-        Sohl-Dickstein network (:class:`fractalscape.NetworkModel`).
+    model : Model
+        Any :class:`fractalscape.model.Model`: a loss landscape from
+        :func:`fractalscape.landscape`, a network
+        (:class:`fractalscape.NetworkModel`), or a user model.
     grid : Grid
-        1 to 3 axes; each names a scalar parameter that it sweeps: for
-        landscapes ``lr``, ``x0``, ``lr_1``, ``delta``, ...; for networks
-        ``lr_W0``, ``lr_W1``, ``lr`` (both) and ``init_offset``.
+        1 to 3 axes; each names a slot (a scalar per-point parameter) that it
+        sweeps: for landscapes ``lr``, ``x0``, ``lr_1``, ``delta``, ...; for
+        networks ``lr_W0`` .. ``lr_W{depth-1}``, ``lr`` (all), ``init_offset``,
+        ``init_scale``, ``seed``, ``n_data``, ``batch_size``, ``width``
+        (chunk 1); for the optimizer its hyperparameters (``momentum``,
+        ``beta1``, ``beta2``, ``eps``, ``weight_decay``).
     x0 : float or sequence of float, optional
         Landscapes: initial point (a number is broadcast to every coordinate;
         default 1.0).
@@ -223,8 +215,12 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
         his measure, i.e. ``not score < 0`` (the mean of the last 20 losses
         normalised by the first is not below 1; non-finite losses count as
         not converged).
+    optimizer : {"gd", "momentum", "nesterov", "adam", "adamw"}
+        The update rule, PyTorch's (:mod:`fractalscape.optimizers`).
     **params
-        Networks: ``lr_W0``, ``lr_W1``, ``init_offset`` when not on an axis.
+        Slots not on an axis: networks' ``lr_W0``, ``init_offset``,
+        ``init_scale``, ...; the optimizer's ``momentum``, ``beta1``,
+        ``beta2``, ``eps``, ``weight_decay`` (defaults as in PyTorch, momentum 0.9).
 
     Returns
     -------
@@ -250,12 +246,21 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     >>> ds = fs.trainability(fs.landscape("quadratic"), grid, steps=100)
     >>> ds.p_diverged.values.tolist(), int(ds.n[0])
     ([0.0, 0.0, 1.0], 4)
+
+    Heavy-ball momentum, its coefficient as a second axis:
+
+    >>> grid = fs.Grid([fs.Axis("lr", 1.0, 3.5, 6), fs.Axis("momentum", 0.0, 0.9, 4)])
+    >>> ds = fs.trainability(fs.landscape("quadratic"), grid, steps=200, optimizer="momentum")
+    >>> ds.diverged.values.astype(int).tolist()
+    [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
     """
-    settings = descent_settings(model, grid, x0=x0, lr=lr, steps=steps, threshold=threshold,
-                                precision=precision, **params)
-    block, dtype, model_config, model_attrs = _problem(model, grid, settings)
+    settings = descent_settings(model, grid, steps=steps, threshold=threshold, precision=precision,
+                                **{"x0": x0, "lr": lr, **params})
+    block = _problem(model, grid, settings)
+    dtype = READOUT_DTYPE
+    table, table_values = model.config_table()
     config = {
-        **model_config,
+        table: table_values,
         "descent": {k: v for k, v in settings.items() if v is not None},
         "axis": [a.to_dict() for a in grid.axes],
     }
@@ -277,7 +282,8 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     else:
         diverged = (grid.names, escape_step >= 0, {"description": "loss exceeded threshold or became non-finite"})
     data_vars = {"diverged": diverged}
-    data_vars.update({name: (grid.names, readouts[name], {"description": DESCRIPTIONS[name]}) for name in dtype.names})
+    data_vars.update({name: (grid.names, readouts[name], {"description": DESCRIPTIONS[name]})
+                      for name in model.readouts})
     # Axes small enough to hold in memory get an index (ds.sel works); longer ones stay lazy.
     indexed = {a.name: (a.name, a.values(), {"scale": a.scale}) for a in grid.axes if a.num <= INDEXED_AXIS_MAX}
     lazy = xr.Coordinates(
@@ -286,7 +292,7 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     )
     attrs = {
         "fractalscape_version": __version__,
-        **model_attrs,
+        **model.attrs(),
         "steps": settings["steps"],
         "threshold": settings["threshold"],
         "precision": precision,
@@ -336,5 +342,5 @@ def run_points(source, coords, *, precision: str | None = None) -> np.ndarray:
         raise ConfigError(
             f"run_points needs one coordinate array per axis ({', '.join(cfg.grid.names)}), got {len(coords)}"
         )
-    block = _problem(cfg.model, cfg.grid, settings)[0]
+    block = _problem(cfg.model, cfg.grid, settings)
     return block(*[np.ascontiguousarray(np.atleast_1d(c), dtype=np.float64) for c in coords])

@@ -94,7 +94,7 @@ def test_presets_are_listed():
 
 BAD_CONFIGS = {
     "unknown landscape": ('name = "cosine-multiplicative"', 'name = "cosine-multiplicatve"', "unknown landscape"),
-    "unknown axis": ('name = "lr"', 'name = "momentum"', "unknown axis 'momentum'"),
+    "unknown axis": ('name = "lr"', 'name = "dropout"', "unknown axis 'dropout'"),
     "missing key": ("num = 4097", "", "axis 'lr' is missing the key 'num'"),
     "num < 2": ("num = 4097", "num = 1", "num must be >= 2, got 1"),
     "log axis with start 0": ('scale = "linear"', 'scale = "log"', "a log axis needs start > 0"),

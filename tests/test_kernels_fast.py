@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 
 import fractalscape as fs
-from fractalscape.gd import axis_slots, block_kernel, run_block
+from fractalscape.gd import model_kernel, run_block
 from fractalscape.trig import FAST
 
 ADDITIVE = fs.landscape("cosine-additive", delta=0.2, wavelength=0.1)
@@ -80,11 +80,9 @@ def test_fast_sin_cos_nan_inf_and_huge_give_nan():
 
 
 def _run(land, names, coords, *, x0=1.0, lr=None, steps=1000, precision="fast", detect_cycles=True):
-    d = land.dim
-    params = np.concatenate([np.full(d, np.nan if lr is None else lr), np.full(d, x0), land.theta_vector()])
     return run_block(
-        land, params, axis_slots(land, names), coords, steps=steps, threshold=1e8,
-        precision=precision, detect_cycles=detect_cycles,
+        land, {"x0": [x0] * land.dim, "lr": None if lr is None else [lr] * land.dim}, list(zip(names, coords)),
+        steps=steps, threshold=1e8, precision=precision, detect_cycles=detect_cycles,
     )
 
 
@@ -165,8 +163,7 @@ def test_fast_lane_loop_is_vectorized(land):
     # or a coordinate loop LLVM cannot unroll in time keeps the kernel scalar,
     # 6x slower for dim=2; only the lane loop can produce a vector body.
     _run(land, ["lr"], [np.linspace(0.0, 1.5, 65)], steps=10)
-    kernel = block_kernel(land.family, FAST, land.dim, len(land.theta_vector()))
-    assert "vector.body" in "".join(kernel.compiled.inspect_llvm().values())
+    assert "vector.body" in "".join(model_kernel(land, "fast").compiled.inspect_llvm().values())
 
 
 def test_cycle_exit_final_loss_follows_the_cycle_phase():

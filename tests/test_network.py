@@ -11,7 +11,7 @@ import network_reference as ref
 from fractalscape.errors import ConfigError
 from fractalscape.networks import DEFAULT_THRESHOLD, NetworkModel, network_map
 from fractalscape.networks.activations import fast_tanh
-from fractalscape.networks.kernels import block_kernel
+from fractalscape.gd import model_kernel
 
 WIDTH = 3
 LR = np.logspace(-1.0, 2.5, 7)
@@ -56,8 +56,7 @@ def test_fast_kernel_loops_are_vectorized(data):
     # fast_tanh's fused multiply-adds and the products must come out as vectors.
     model = NetworkModel("tanh", width=8, data=data, batch_size=4)
     model.run_block({}, [("lr_W0", LR[:2]), ("lr_W1", LR[:2])], 2, DEFAULT_THRESHOLD, "fast")
-    kernel = block_kernel("tanh", "fast", model.width, model.n_data, data == "minibatch")
-    llvm = "".join(kernel.inspect_llvm().values())
+    llvm = "".join(model_kernel(model, "fast").compiled.inspect_llvm().values())
     assert re.search(r"@llvm\.fma\.v\d+f64", llvm)
     assert re.search(r"fmul <\d+ x double>", llvm) and re.search(r"fdiv <\d+ x double>", llvm)
 
@@ -167,7 +166,7 @@ def test_default_threshold_agrees_with_the_notebooks_classification():
 def test_minibatch_sequence_does_not_depend_on_steps():
     model = NetworkModel("tanh", width=WIDTH, data="minibatch", batch_size=4)
     assert np.array_equal(model.minibatches(50)[:11], model.minibatches(10))
-    assert model.minibatches(10).max() < model.n_data
+    assert model.minibatches(10).max() < model.n_datapoints
 
 
 def test_model_is_small_hashable_and_picklable():
@@ -177,9 +176,10 @@ def test_model_is_small_hashable_and_picklable():
     assert len(pickle.dumps(model)) < 500
     assert model.to_dict() == {
         "model": "sohl-dickstein-network", "nonlinearity": "relu", "width": 8, "data": "minibatch",
-        "batch_size": 16, "seed": 3, "rng": "numpy", "n_data": 72,
+        "batch_size": 16, "seed": 3, "rng": "numpy", "depth": 2, "parameterization": "mean-field", "loss": "mse",
+        "n_data": 72,
     }  # fmt: skip
-    assert NetworkModel("identity", width=8).n_data == 8 and NetworkModel(data="single").n_data == 1
+    assert NetworkModel("identity", width=8).n_datapoints == 8 and NetworkModel(data="single").n_datapoints == 1
 
 
 @pytest.mark.parametrize(
@@ -188,8 +188,10 @@ def test_model_is_small_hashable_and_picklable():
         (lambda: NetworkModel("sigmoid"), "nonlinearity must be one of"),
         (lambda: NetworkModel(width=0), "width must be >= 1, got 0"),
         (lambda: NetworkModel(data="online"), "data must be one of"),
-        (lambda: NetworkModel(width=3).run_block({}, [("lr", np.ones(2))], 0), "steps must be an integer >= 1"),
-        (lambda: NetworkModel(width=3).run_block({}, [("momentum", np.ones(2))], 5), "unknown axis 'momentum'"),
+        (lambda: NetworkModel(width=3).run_block({}, [("lr", np.ones(2))], 0), "steps must be an integer in \\[1, 2\\*\\*31\\)"),
+        (lambda: NetworkModel(width=3).run_block({}, [("dropout", np.ones(2))], 5), "unknown axis 'dropout'"),
+        (lambda: NetworkModel(width=3).run_block({}, [("momentum", np.ones(2))], 5),
+         "axis 'momentum' is a hyperparameter of momentum, nesterov, not of optimizer 'gd'"),
         (lambda: NetworkModel(width=3).run_block({}, [("lr_W0", np.ones(2))], 5), "'lr_W1' is not set"),
         (
             lambda: NetworkModel(width=3).run_block({}, [("lr", np.ones(2)), ("lr_W1", np.ones(2))], 5),

@@ -10,6 +10,7 @@ import pytest
 import fractalscape as fs
 from fractalscape.config import preset_names
 from fractalscape.networks import NetworkModel
+from fractalscape.trainability import RUN_KEYS
 
 SD_PRESETS = ["sd-identity", "sd-relu", "sd-single-point", "sd-minibatch", "sd-tanh", "sd-init-offset"]
 
@@ -46,16 +47,51 @@ def test_preset_map_equals_one_block_of_the_model(preset):
 def test_network_settings_are_checked():
     model = NetworkModel("tanh", width=4)
     grid = fs.Grid([fs.Axis("lr_W0", 0.1, 10.0, 4, scale="log")])
-    with pytest.raises(fs.ConfigError, match="network parameter 'lr_W1' is not set"):
+    with pytest.raises(fs.ConfigError, match="learning rate 'lr_W1' is not set"):
         fs.trainability(model, grid)
     with pytest.raises(fs.ConfigError, match="x0 does not apply to a network"):
         fs.trainability(model, grid, lr_W1=1.0, x0=1.0)
-    with pytest.raises(fs.ConfigError, match="unknown descent setting 'momentum'"):
+    with pytest.raises(fs.ConfigError, match="momentum is a hyperparameter of momentum, nesterov, not of optimizer 'gd'"):
         fs.trainability(model, grid, lr_W1=1.0, momentum=0.9)
+    with pytest.raises(fs.ConfigError, match="unknown descent setting 'dropout'"):
+        fs.trainability(model, grid, lr_W1=1.0, dropout=0.9)
     with pytest.raises(fs.ConfigError, match="a config needs exactly one of the tables"):
         fs.open_config({"landscape": {"name": "quadratic"}, "network": {}, "axis": []})
-    with pytest.raises(fs.ConfigError, match="\\[network\\] has unknown key 'depth'"):
-        fs.open_config({"network": {"depth": 3}, "axis": [{"name": "lr", "start": 0.1, "stop": 1, "num": 3}]})
+    with pytest.raises(fs.ConfigError, match="\\[network\\] has unknown key 'dropout'"):
+        fs.open_config({"network": {"dropout": 3}, "axis": [{"name": "lr", "start": 0.1, "stop": 1, "num": 3}]})
+
+
+NEW_PRESETS = ["kh-small-init", "yang-load-lr", "yang-batch-lr", "adam-lr-beta2", "momentum-lr",
+               "liu-multiplicative-momentum"]
+
+
+def _shrunk(preset):
+    """The preset at a few points a side and 30 steps; integer axes keep integer values (3 of them)."""
+    raw = fs.config.read_config(preset)
+    raw = {**raw, "descent": {**raw["descent"], "steps": 30}}
+    if "network" in raw:
+        raw["network"] = {**raw["network"], "width": 4}
+    axes = []
+    for a in raw["axis"]:
+        if a["name"] in ("n_data", "batch_size", "seed", "width"):
+            axes.append({**a, "start": 2, "stop": 6, "num": 3, "chunk": 2})
+        else:
+            axes.append({**a, "num": 7, "chunk": 3})
+    return {**raw, "axis": axes}
+
+
+@pytest.mark.parametrize("preset", NEW_PRESETS)
+def test_neighbour_presets_equal_one_block_of_the_model(preset):
+    raw = _shrunk(preset)
+    ds = fs.open_config(raw).compute()
+    cfg = fs.load_config(raw)
+    settings = {k: v for k, v in cfg.descent.items() if k not in RUN_KEYS}
+    threshold = min(cfg.descent["threshold"], np.finfo(np.float64).max)
+    whole = cfg.model.run_block(settings, [(a.name, a.values()) for a in cfg.grid.axes], cfg.descent["steps"],
+                                threshold, cfg.descent["precision"], cfg.descent.get("optimizer", "gd"))
+    for name in cfg.model.readouts:
+        np.testing.assert_array_equal(ds[name].values, whole[name])
+    assert ds.diverged.shape == cfg.grid.shape
 
 
 def test_network_preset_through_the_cli(tmp_path):

@@ -40,13 +40,13 @@ def test_aggregate_is_a_mean_over_blocks_of_points():
 
 def test_window_render_reads_only_the_blocks_it_needs(monkeypatch):
     module = sys.modules["fractalscape.trainability"]
-    real_block, calls = module._landscape_block, []
+    real_block, calls = module._block, []
 
     def counting_block(*coords, **kwargs):
         calls.append(tuple(float(c[0]) for c in coords))  # which block: its first point
         return real_block(*coords, **kwargs)
 
-    monkeypatch.setattr(module, "_landscape_block", counting_block)
+    monkeypatch.setattr(module, "_block", counting_block)
     monkeypatch.setattr(sys.modules["fractalscape.render"], "LOAD_POINTS_MAX", 0)  # the out-of-core path
     ds = _map()  # 6 x 4 blocks of 16 x 16 points
     aggregate(ds, 24, 16)

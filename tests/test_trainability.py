@@ -82,7 +82,7 @@ def test_same_map_gives_the_same_dask_keys():
         ({"threshold": 0.0}, "threshold must be a positive number or inf, got 0.0"),
         ({"threshold": float("nan")}, "threshold must be a positive number or inf"),
         ({"label": "loss"}, "unknown label 'loss'; valid labels: 'threshold'"),
-        ({"label": "sohl-dickstein"}, "a landscape uses label = 'threshold'"),
+        ({"label": "sohl-dickstein"}, "reads a score, which landscape .* has no readout for; use label = 'threshold'"),
         ({"x0": [1.0, 2.0]}, "x0 must be a number or a list of 1 numbers"),
         ({"precision": "quad"}, "precision must be one of"),
     ],
@@ -96,8 +96,11 @@ def test_bad_descent_settings(kwargs, message):
 def test_missing_learning_rate_and_bad_axes():
     with pytest.raises(fs.ConfigError, match="learning rate 'lr' is not set"):
         fs.trainability(LAND, fs.Grid([fs.Axis("x0", 0.0, 1.5, 5)]))
-    with pytest.raises(fs.ConfigError, match="unknown axis 'momentum'"):
-        fs.trainability(LAND, fs.Grid([fs.Axis("momentum", 0.0, 1.5, 5)]))
+    with pytest.raises(fs.ConfigError, match="unknown axis 'dropout'"):
+        fs.trainability(LAND, fs.Grid([fs.Axis("dropout", 0.0, 1.5, 5)]))
+    with pytest.raises(fs.ConfigError, match="axis 'momentum' is a hyperparameter of momentum, nesterov, not of "
+                                             "optimizer 'gd'"):
+        fs.trainability(LAND, fs.Grid([fs.Axis("momentum", 0.0, 0.5, 5)]), lr=0.1)
     land2 = fs.landscape("cosine-additive", dim=2)
     with pytest.raises(fs.ConfigError, match="axes 'lr' and 'lr_1' both set 'lr_1'"):
         fs.trainability(land2, fs.Grid([fs.Axis("lr", 0.0, 1.5, 5), fs.Axis("lr_1", 0.0, 1.5, 5)]))

@@ -168,16 +168,19 @@ def orbit_points(source, coords) -> list[OrbitPoint]:
     """
     cfg = load_config(config_of(source) if isinstance(source, xr.Dataset) else source)
     land = cfg.model
-    if not isinstance(land, Landscape) or land.name not in FAMILIES:
+    if getattr(land, "name", None) not in FAMILIES:
         raise ConfigError(f"arbitrary-precision orbits exist for the landscapes {', '.join(FAMILIES)} only, "
                           f"not {getattr(land, 'name', 'a network')!r}")
+    if cfg.descent.get("optimizer", "gd") != "gd":
+        raise ConfigError(f"arbitrary-precision orbits follow plain GD only, not optimizer "
+                          f"{cfg.descent['optimizer']!r}: audit a map with optimizer = 'gd'")
     dim = land.dim
     lr = cfg.descent["lr"]
     defaults = np.concatenate([np.full(dim, np.nan) if lr is None else lr, cfg.descent["x0"], land.theta_vector()])
     values = np.tile(defaults, (len(coords), 1))
     coords = _shifted(cfg.grid, np.asarray(coords, np.float64))
     kept = kernel_axes(cfg.grid)
-    for name, slots in zip(kept, axis_slots(land, kept)):
+    for name, slots in zip(kept, axis_slots(land, kept)[:, : len(land.slots())]):
         values[:, slots] = coords[:, cfg.grid.names.index(name), None]
     theta = list(land.params)
     return [
@@ -351,7 +354,7 @@ def audit(store, *, samples: int = 1000, seed: int = 0, high_precision_seconds: 
 
     steps, threshold = cfg.descent["steps"], cfg.descent["threshold"]
     model = ds.attrs.get("model", getattr(cfg.model, "name", None))
-    formulas = isinstance(cfg.model, Landscape) and cfg.model.name in FAMILIES and math.isfinite(threshold)
+    formulas = getattr(cfg.model, "name", None) in FAMILIES and math.isfinite(threshold)
     if not math.isfinite(threshold):
         reason = ("threshold = inf: floating-point GD then stops at an overflow, which exact arithmetic "
                   "never reaches, so an exact orbit cannot decide such a label")

@@ -30,6 +30,7 @@ dimension.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Mapping, NamedTuple
@@ -38,7 +39,16 @@ import numpy as np
 from numba import njit
 
 from fractalscape.errors import ConfigError, check_finite
-from fractalscape.trig import Trig
+from fractalscape.model import Layout, Model, Program
+from fractalscape.trig import Trig, get_trig
+
+#: Landscape points run side by side in one kernel: eight AVX-512 registers of
+#: doubles. LLVM then keeps the loop over lanes a loop (32 lanes it unrolls
+#: whole, and one round's four dependency chains through sin, each some 150
+#: cycles long, leave the core idle): out-of-order execution overlaps its
+#: iterations. Measured on Liu's additive landscape: 64 lanes 1.18x faster
+#: than 32, and 128 slower again.
+LANES = 64
 
 
 class LaneKernels(NamedTuple):
@@ -147,15 +157,20 @@ def scalar_theta(name: str, defaults: Mapping[str, float], params: Mapping) -> d
 
 
 @dataclass(frozen=True)
-class Landscape:
-    """A loss family with concrete parameters and dimension.
+class Landscape(Model):
+    """A loss family with concrete parameters and dimension: a :class:`~fractalscape.model.Model`.
 
-    Build one with :func:`landscape`.
+    Its slots are the learning rates ``lr_i`` and initial point ``x0_i`` of
+    each coordinate (``lr`` and ``x0`` for ``dim=1``), then the family's
+    parameters. Build one with :func:`landscape`.
 
     Examples
     --------
-    >>> landscape("cosine-additive", delta=0.2, wavelength=0.1)
+    >>> land = landscape("cosine-additive", delta=0.2, wavelength=0.1)
+    >>> land
     Landscape('cosine-additive', dim=1, delta=0.2, wavelength=0.1)
+    >>> land.slots()
+    ('lr', 'x0', 'delta', 'wavelength')
     """
 
     family: Family
@@ -177,12 +192,129 @@ class Landscape:
         """The compiled :class:`LaneKernels` for ``trig``."""
         return kernels(self.family, trig)
 
+    def lr_slots(self) -> tuple[str, ...]:
+        return ("lr",) if self.dim == 1 else tuple(f"lr_{i}" for i in range(self.dim))
+
+    def x0_slots(self) -> tuple[str, ...]:
+        return ("x0",) if self.dim == 1 else tuple(f"x0_{i}" for i in range(self.dim))
+
+    def slots(self) -> tuple[str, ...]:
+        return (*self.lr_slots(), *self.x0_slots(), *self.params)
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        return {"lr": self.lr_slots(), "x0": self.x0_slots()} if self.dim > 1 else {}
+
+    def defaults(self) -> dict[str, float]:
+        return dict(self.theta)
+
+    def descent_slots(self) -> tuple[str, ...]:
+        return ("lr", "x0")
+
+    def settings(self, values) -> dict:
+        """``x0`` (default 1.0) and ``lr`` as lists of ``dim`` numbers (a number is broadcast)."""
+        unknown = sorted(set(values) - {"x0", "lr"})
+        if unknown:
+            raise ConfigError(f"unknown descent setting {unknown[0]!r} for a landscape; valid: x0, lr, steps, "
+                              "threshold, precision, label, optimizer and its hyperparameters")
+        x0, lr = values.get("x0"), values.get("lr")
+        return {"x0": _vector("x0", 1.0 if x0 is None else x0, self.dim),
+                "lr": None if lr is None else _vector("lr", lr, self.dim)}
+
+    def slot_values(self, settings) -> dict[str, float]:
+        """``lr`` and ``x0`` (numbers or lists) over their coordinates' slots; other slots as given."""
+        out = {}
+        for key, value in settings.items():
+            if value is None:
+                continue
+            if key in ("lr", "x0"):
+                slots = self.lr_slots() if key == "lr" else self.x0_slots()
+                out.update(zip(slots, value if isinstance(value, (list, tuple)) else [value] * self.dim))
+            else:
+                out[key] = float(value)
+        return out
+
+    def owner(self) -> str:
+        return f"landscape {self.name!r} (dim={self.dim})"
+
+    def program(self, structure, precision: str) -> Program:
+        return _program(self.family, get_trig(precision), self.dim, len(self.theta))
+
+    def config_table(self) -> tuple[str, dict]:
+        return "landscape", self.to_dict()
+
+    def description(self) -> str:
+        return self.family.formula
+
+    def attrs(self) -> dict:
+        return {"model": self.name, "formula": self.family.formula, "landscape": self.name,
+                "landscape_params": json.dumps(self.params), "dim": self.dim}
+
     def to_dict(self) -> dict:
         return {"name": self.name, "dim": self.dim, **self.params}
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v!r}" for k, v in self.theta)
         return f"Landscape({self.name!r}, dim={self.dim}{params})"
+
+
+def _vector(what: str, value, dim: int) -> list[float]:
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if len(values) == 1:
+        values = values * dim
+    if len(values) != dim:
+        raise ConfigError(f"{what} must be a number or a list of {dim} numbers (dim={dim}), got {value!r}")
+    return [check_finite(what, v) for v in values]
+
+
+@lru_cache(maxsize=None)
+def _program(family: Family, trig: Trig, dim: int, n_theta: int) -> Program:
+    """The lane program of a landscape: ``x`` are the parameters, one learning rate per coordinate.
+
+    ``dim`` and ``n_theta`` are compile-time constants (closure values), so
+    the lane arrays have constant shapes: the coordinate loops unroll, the
+    loop over lanes is innermost and LLVM vectorizes it.
+    """
+    from fractalscape.gd import rows  # the lane-buffer views live with the driver
+
+    functions = kernels(family, trig)
+
+    def build(layout: Layout):
+        loss, grad, prepare, bound, level = functions
+        L, X, G, PREV, BELOW = layout.lanes, layout.params, layout.grads, layout.scratch, layout.scratch + dim
+        X0, THETA, NEED = layout.theta + dim, layout.theta + 2 * dim, layout.need
+
+        @njit(nogil=True, inline="always")
+        def init(buf, data, k, threshold):
+            real = rows(buf, X0, dim, L, np.float64)
+            x = rows(buf, X, dim, L, np.float64)
+            theta = rows(buf, THETA, n_theta, L, np.float64)
+            for i in range(dim):
+                x[i, k] = real[i, k]
+            prepare(theta, k)
+            rows(buf, BELOW, 1, L, np.float64)[0, k] = level(x, theta, k, threshold)
+
+        # Lane j only: the driver fuses it with the update in its loop over lanes.
+        @njit(nogil=True, inline="always")
+        def gradient(buf, data, j, threshold):
+            x = rows(buf, X, dim, L, np.float64)
+            g = rows(buf, G, dim, L, np.float64)
+            prev = rows(buf, PREV, dim, L, np.float64)
+            theta = rows(buf, THETA, n_theta, L, np.float64)
+            below = rows(buf, BELOW, 1, L, np.float64)[0]
+            need = rows(buf, NEED, 1, L, np.int64)[0]
+            need[j] = np.int64(not bound(x, theta, j) <= below[j])
+            grad(x, theta, j, g)
+            for i in range(dim):
+                prev[i, j] = x[i, j]
+
+        @njit(nogil=True, inline="always")
+        def lane_loss(buf, data, k):
+            return loss(rows(buf, PREV, dim, L, np.float64), rows(buf, THETA, n_theta, L, np.float64), k)
+
+        return init, gradient, lane_loss
+
+    return Program(("landscape", family.name, trig.name, dim, n_theta), LANES, dim, tuple(range(dim)),
+                   dim + 1, False, True, build)
 
 
 REGISTRY: dict[str, Family] = {}

@@ -1,4 +1,4 @@
-"""Hidden-layer nonlinearities of Sohl-Dickstein's networks, and a vectorizable tanh.
+"""Hidden-layer nonlinearities of the networks (Sohl-Dickstein's three, and GELU), and a vectorizable tanh.
 
 Each nonlinearity is a pair of numba scalar functions the kernels inline::
 
@@ -157,6 +157,20 @@ def _didentity(u, h):
     return 1.0
 
 
+_INV_SQRT2 = 1.0 / SQRT2
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(nogil=True, inline="always")
+def _gelu(u):
+    return u * (0.5 * (1.0 + math.erf(u * _INV_SQRT2)))
+
+
+@njit(nogil=True, inline="always")
+def _dgelu(u, h):
+    return 0.5 * (1.0 + math.erf(u * _INV_SQRT2)) + u * (_INV_SQRT_2PI * math.exp(-0.5 * (u * u)))
+
+
 class Activation(NamedTuple):
     """A nonlinearity as the kernels see it.
 
@@ -179,4 +193,8 @@ ACTIVATIONS = {
     ("relu", "fast"): Activation("relu", _relu, _drelu, 1.0, SQRT2),
     ("identity", "libm"): Activation("identity", _identity, _didentity, 1.0, 1.0),
     ("identity", "fast"): Activation("identity", _identity, _didentity, 1.0, 1.0),
+    # The exact (erf) GELU, torch.nn.GELU()'s default; erf has no vectorized variant here,
+    # so "fast" is libm's too.
+    ("gelu", "libm"): Activation("gelu", _gelu, _dgelu, 1.0, 1.0),
+    ("gelu", "fast"): Activation("gelu", _gelu, _dgelu, 1.0, 1.0),
 }

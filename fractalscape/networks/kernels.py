@@ -1,47 +1,48 @@
-"""The lock-step GD kernel of a one-hidden-layer network over a block of grid points.
+"""The lane program of a fully connected network: forward and backward passes over lanes.
 
-:func:`lanes` grid points train side by side. Every quantity of a point is a row
-of one buffer with the lane index innermost, so each
-line of arithmetic below is a loop over lanes that LLVM turns into SIMD
-instructions: the 8 doubles of an AVX-512 register are 8 grid points doing
-the same multiply. A lane whose point stops (diverged, or ran all its steps)
-is refilled with the next point of the block in a scalar pass; points never
-interact, so a point's result does not depend on its lane or its block.
-
-The buffer is flat (row ``r`` of lane ``k`` at ``r * lanes + k``) so that
-every address is a constant offset from one pointer and LLVM can see that
-rows never overlap; a 2-D array's runtime row stride hides that and stops
+:func:`lanes` grid points train side by side in the lane driver
+(:mod:`fractalscape.gd`). Every quantity of a point is a row of one buffer
+with the lane index innermost, so each line of arithmetic below is a loop
+over lanes that LLVM turns into SIMD instructions: the 8 doubles of an
+AVX-512 register are 8 grid points doing the same multiply. The buffer is
+flat (row ``r`` of lane ``k`` at ``r * lanes + k``) so that every address is
+a constant offset from one pointer and LLVM can see that rows never
+overlap; a 2-D array's runtime row stride hides that and stops
 vectorization.
 
-One training step of a lane, in the order of Sohl-Dickstein's ``train_step``
-(``n`` the width, ``s = sqrt(n)``, ``c`` the lane's ``init_offset``)::
+The network has ``depth`` weight layers ``W_0 .. W_{D-1}``: ``(n, n)`` each,
+the last ``(n,)`` (a scalar output), ``n`` the width. One gradient of a lane,
+in the order of Sohl-Dickstein's ``train_step`` (``c`` the lane's
+``init_offset``, ``a_l`` the layer scales of the parameterization, see
+docs/networks.md)::
 
-    W0 <- W0 + c                                  # every entry, every step
-    for each sample b:   u = pre_scale * (x_b @ W0) / s
-                         h = post_scale * phi(u)
-                         out = (h @ W1) / s / s
-                         loss += (out - y_b)**2
+    W_0 <- W_0 + c                                # every entry, every step
+    for each sample b:   h = x_b
+                         for each hidden layer l:  u = (h @ W_l) * (pre_scale * a_l),
+                                                   h = post_scale * phi(u)
+                         out = (h @ W_{D-1}) * a_out
+                         loss += mse: (out - y_b)**2;  logistic: softplus(-y_b out)
     loss = loss / B                               # the loss of this step
-    gradient of mean((out - y)**2) over the gradient batch (the full batch,
-        or the step's minibatch), by hand, summed sample by sample
-    W0 <- W0 - lr_W0 * dW0,  W1 <- W1 - lr_W1 * dW1
+    gradient of the loss over the gradient batch (the full batch, or the
+        step's minibatch), by hand, summed sample by sample
+
+and the optimizer updates every ``W_l`` with its layer's learning rate.
 
 The samples go through in tiles of :data:`TILE` (a forward and a backward
-pass per tile, not per sample), so that each entry of the gradient ``dW0``
-sums a tile's samples in a register and is loaded and stored once per tile,
-and the working set (``W0``, ``dW0`` and the tile's ``u``, ``h``, ``d loss /
-d u`` of every lane) stays about the size of the L1 cache. The data of the full batch are
-the same for every lane: they are read as scalars, which LLVM broadcasts and
-keeps in registers, and the loops over hidden units and lanes then run as one
-flat loop. Register blocking does the rest: two samples share each load of
-``W0`` in the forward pass, two rows of ``dW0`` each load of ``d loss / d u``
-in the backward pass.
+pass per tile, not per sample), so that each entry of a gradient sums a
+tile's samples in a register and is loaded and stored once per tile, and
+the working set stays about the size of the L1 cache. The data of the full
+batch are the same for every lane: they are read as scalars, which LLVM
+broadcasts and keeps in registers, and the loops over hidden units and
+lanes of the first layer run as one flat loop. Register blocking does the
+rest: two samples share each load of ``W_0`` in the forward pass, two rows
+of a gradient each load of ``d loss / d u`` in the backward pass.
 
 Every sum still adds its terms in the order of the one-sample-at-a-time
-loop (over the input index, the hidden index, then the samples), tiles and
-blocking only interleave independent sums, and no fastmath or FMA
-contraction is enabled, so the ``"libm"`` kernel is bit-for-bit the plain
-NumPy reference of the tests.
+loop (over the input index, the hidden index, then the samples, each from
+0.0), tiles and blocking only interleave independent sums, and no fastmath
+or FMA contraction is enabled, so the ``"libm"`` program is bit for bit the
+plain NumPy reference of the tests (``tests/network_reference.py``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from fractalscape.model import Layout, Program
 from fractalscape.networks.activations import ACTIVATIONS
-from fractalscape.slots import point_value
 
 
 def lanes(width: int) -> int:
@@ -74,38 +75,94 @@ def lanes(width: int) -> int:
 #: 4% of each other; 2 is 1.3x slower.
 TILE = 4
 
-#: Sohl-Dickstein's ``convergence_measure``: normalised losses are clipped here.
-CLIP = 1e6
-#: ... and training converged if the mean of this many last normalised losses is < 1.
-TAIL = 20
+PARAMETERIZATIONS = ("mean-field", "standard", "ntk")
+LOSSES = ("mse", "logistic")
 
 
-def _build(activation, width, n_data, minibatch, lanes, tile):
-    """Compile the block kernel for one network shape; see the module docstring."""
-    n, L, T = width, lanes, tile
+def layer_scales(parameterization: str, width: int) -> tuple[float, float, float]:
+    """``(hidden, output, init)``: the factors on ``h @ W`` of a hidden and of the output layer,
+    and on the N(0, 1) initial weights.
+
+    >>> layer_scales("mean-field", 16), layer_scales("ntk", 16), layer_scales("standard", 16)
+    ((0.25, 0.0625, 1.0), (0.25, 0.25, 1.0), (1.0, 1.0, 0.25))
+    """
+    root = math.sqrt(width)
+    return {"mean-field": (1.0 / root, 1.0 / width, 1.0), "ntk": (1.0 / root, 1.0 / root, 1.0),
+            "standard": (1.0, 1.0, 1.0 / root)}[parameterization]
+
+
+def n_params(depth: int, width: int) -> int:
+    """Weights of a depth-``depth`` network of width ``width`` with a scalar output."""
+    return (depth - 1) * width * width + width
+
+
+@njit(nogil=True, inline="always")
+def _softplus(z):
+    """log(1 + exp(z)) without overflow."""
+    return (z if z > 0.0 else 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(nogil=True)
+def _chain_end(real, x, y, first, gradient_batch):
+    return None
+
+
+def _chain(functions):
+    """One numba function calling ``functions`` in order (all with the tile signature)."""
+    if not functions:
+        return _chain_end
+    head, tail = functions[0], _chain(functions[1:])
+
+    @njit(nogil=True, error_model="numpy", inline="always")
+    def run(real, x, y, first, gradient_batch):
+        head(real, x, y, first, gradient_batch)
+        tail(real, x, y, first, gradient_batch)
+
+    return run
+
+
+@lru_cache(maxsize=None)
+def program(nonlinearity: str, precision: str, parameterization: str, loss: str, depth: int, width: int,
+            minibatch: bool) -> Program:
+    """The network's lane program (:class:`fractalscape.model.Program`), built once per process.
+
+    The width is compiled in; the dataset and minibatch sizes are read from the data arrays.
+    """
+    L = lanes(width)
+    T = TILE
+    n_scratch = (depth - 1) * 2 * T * width + T + T * width + T + 1
+    group = tuple(layer for layer in range(depth) for _ in range(width * width if layer < depth - 1 else width))
+    key = ("network", nonlinearity, precision, parameterization, loss, depth, width, minibatch)
+    activation = ACTIVATIONS[nonlinearity, precision]
+
+    def build(layout: Layout):
+        return _build(activation, parameterization, loss, depth, width, minibatch, layout, T)
+
+    return Program(key, L, n_params(depth, width), group, n_scratch, True, False, build)
+
+
+def _build(activation, parameterization, loss_kind, depth, width, minibatch, layout: Layout, T):
+    """Compile-time constants, then the tile passes, then ``init``, ``gradient`` and ``loss``."""
+    from fractalscape.gd import flat
+
+    n, D, L = width, depth, layout.lanes
     phi, dphi = activation.phi, activation.dphi
     pre_scale, post_scale = activation.pre_scale, activation.post_scale
-    s = math.sqrt(n)
+    hidden, out_scale, _ = layer_scales(parameterization, n)
     # Multiplying by the reciprocal instead of dividing by sqrt(n): vdivpd is slow.
-    in_scale = pre_scale / s
-    out_scale = 1.0 / n
-    # Rows of the lane buffer.
-    W0 = 0
-    W1 = W0 + n * n
-    G0 = W1 + n
-    G1 = G0 + n * n
-    U = G1 + n  # phi's arguments for the tile's samples, then d loss / d u
-    H = U + T * n  # post_scale * phi(U)
-    C = H + T * n  # d loss / d (h @ W1)
+    in_scale = pre_scale * hidden
+    logistic = loss_kind == "logistic"
+    NP = n_params(D, n)
+    P, G, SC, NEED, SIZE = layout.params, layout.grads, layout.scratch, layout.need, layout.size * L
+    OFF, SCALE = layout.theta + D, layout.theta + D + 1  # init_offset, init_scale
+    W = [P + layer * n * n for layer in range(D)]  # W[D-1]: the output layer's n weights
+    GW = [G + layer * n * n for layer in range(D)]
+    U = [SC + layer * 2 * T * n for layer in range(D - 1)]  # pre-activations, then d loss / d (h @ W)
+    H = [u + T * n for u in U]  # post_scale * phi(U)
+    C = SC + (D - 1) * 2 * T * n  # d loss / d (h @ W_out)
     XS = C + T  # a minibatch tile's inputs and targets, which differ between lanes
     YS = XS + T * n
-    (LOSS, LR0, LR1, OFF, VALUE, V0, SUM_V, SUM_INV, SUM_TAIL, STEP, STOPS, ACTIVE, POINT) = range(YS + T, YS + T + 13)
-    ROWS = POINT + 1
-
-    @njit(nogil=True, inline="always")
-    def input_at(real, x, first, per_lane, t, i, k):
-        # Input i of the tile's sample t as lane k sees it: its minibatch's, or the shared data's.
-        return real[(XS + t * n + i) * L + k] if per_lane else x[first + t, i]
+    LOSS = YS + T
 
     def make_tile(m, per_lane, grad, count_loss):
         """Forward and backward pass of the ``m`` samples from ``first``.
@@ -114,76 +171,144 @@ def _build(activation, width, n_data, minibatch, lanes, tile):
         pass does not take before LLVM sees them, which keeps compilation short.
         """
 
-        # Each loop below writes every element once, from values it loaded first
-        # (sums run in registers): the loop over lanes is then vectorizable.
-        @njit(nogil=True, error_model="numpy", inline="always")
-        def run_tile(real, x, y, first, gradient_batch):
+        def make_input(layer):
+            # Input i of the tile's sample t as lane k sees it: its minibatch's, the shared
+            # data's, or the previous layer's activations.
+            if layer == 0 and not per_lane:
+                @njit(nogil=True, inline="always")
+                def input_at(real, x, first, t, i, k):
+                    return x[first + t, i]
+                return input_at, False
+            base = XS if layer == 0 else H[layer - 1]
+
+            @njit(nogil=True, inline="always")
+            def input_at(real, x, first, t, i, k):
+                return real[(base + t * n + i) * L + k]
+
+            return input_at, True
+
+        def make_forward(layer):
+            input_at, lane_input = make_input(layer)
+            WL, UL, HL = W[layer], U[layer], H[layer]
             # Shared inputs are the same scalar for every lane, so the loops over j and
             # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
             # vectorize behind a runtime alias check (the scalar loads come from x, not
             # the buffer). Per-lane inputs index the lane: nested loops over j, then k.
-            rows, cols = (n, L) if per_lane else (1, n * L)
-            # Forward: u = pre_scale * (x @ W0) / s, two samples per pass so that each
-            # load of W0 feeds two independent sums.
-            for t in range(0, m, 2):
-                t2 = min(t + 1, m - 1)  # an odd tile computes its last sample twice
-                for j in range(rows):
-                    for k in range(cols):
-                        z = 0.0
-                        z2 = 0.0
-                        for i in range(n):
-                            w = real[(W0 + i * n + j) * L + k]
-                            z += input_at(real, x, first, per_lane, t, i, k) * w
-                            z2 += input_at(real, x, first, per_lane, t2, i, k) * w
-                        real[(U + t * n + j) * L + k] = z * in_scale
-                        real[(U + t2 * n + j) * L + k] = z2 * in_scale
-            # h = post_scale * phi(u) in one flat loop: phi's long dependency chains
-            # interleave across all m * n * L values.
-            for e in range(m * n * L):
-                h = phi(real[U * L + e])
-                real[H * L + e] = h * post_scale if post_scale != 1.0 else h
-            # out = (h @ W1) / s / s, the loss, and d loss / d out.
+            rows, cols = (n, L) if lane_input else (1, n * L)
+
+            # Each loop below writes every element once, from values it loaded first
+            # (sums run in registers): the loop over lanes is then vectorizable.
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def forward(real, x, y, first, gradient_batch):
+                # u = (h @ W) * in_scale, two samples per pass so that each load of W feeds
+                # two independent sums.
+                for t in range(0, m, 2):
+                    t2 = min(t + 1, m - 1)  # an odd tile computes its last sample twice
+                    for j in range(rows):
+                        for k in range(cols):
+                            z = 0.0
+                            z2 = 0.0
+                            for i in range(n):
+                                w = real[(WL + i * n + j) * L + k]
+                                z += input_at(real, x, first, t, i, k) * w
+                                z2 += input_at(real, x, first, t2, i, k) * w
+                            real[(UL + t * n + j) * L + k] = z * in_scale
+                            real[(UL + t2 * n + j) * L + k] = z2 * in_scale
+                # h = post_scale * phi(u) in one flat loop: phi's long dependency chains
+                # interleave across all m * n * L values.
+                for e in range(m * n * L):
+                    h = phi(real[UL * L + e])
+                    real[HL * L + e] = h * post_scale if post_scale != 1.0 else h
+
+            return forward
+
+        out_input, _ = make_input(D - 1)
+        WO, GO = W[D - 1], GW[D - 1]
+
+        @njit(nogil=True, error_model="numpy", inline="always")
+        def output(real, x, y, first, gradient_batch):
+            # out = (h @ W_out) * out_scale, the loss, and d loss / d (h @ W_out).
             for t in range(m):
                 y_shared = 0.0 if per_lane else y[first + t]  # read before the loop: no alias check
                 for k in range(L):
                     a = 0.0
                     for j in range(n):
-                        a += real[(H + t * n + j) * L + k] * real[(W1 + j) * L + k]
-                    r = a * out_scale - (real[(YS + t) * L + k] if per_lane else y_shared)
-                    real[LOSS * L + k] += r * r if count_loss else 0.0
-                    real[(C + t) * L + k] = 2.0 * r / gradient_batch * out_scale
-            if grad:
+                        a += out_input(real, x, first, t, j, k) * real[(WO + j) * L + k]
+                    target = real[(YS + t) * L + k] if per_lane else y_shared
+                    out = a * out_scale
+                    if logistic:
+                        margin = target * out
+                        real[LOSS * L + k] += _softplus(-margin) if count_loss else 0.0
+                        dout = -target / (1.0 + math.exp(margin))
+                        real[(C + t) * L + k] = dout / gradient_batch * out_scale
+                    else:
+                        r = out - target
+                        real[LOSS * L + k] += r * r if count_loss else 0.0
+                        real[(C + t) * L + k] = 2.0 * r / gradient_batch * out_scale
+
+        def make_output_backward():
+            # the hidden layer feeding the output, if any
+            UO, HO = (U[D - 2], H[D - 2]) if D > 1 else (0, 0)
+
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def output_backward(real, x, y, first, gradient_batch):
                 # Every gradient entry sums the tile's samples in a register: one load
                 # and one store of it per tile, not per sample.
                 for j in range(n):
                     for k in range(L):
-                        w1 = real[(W1 + j) * L + k]
-                        g1 = real[(G1 + j) * L + k]
+                        w = real[(WO + j) * L + k]
+                        g = real[(GO + j) * L + k]
                         for t in range(m):
                             c = real[(C + t) * L + k]
-                            h = real[(H + t * n + j) * L + k]
-                            g1 += c * h
-                            d = c * w1
-                            d = d * post_scale if post_scale != 1.0 else d
-                            d = d * dphi(real[(U + t * n + j) * L + k], h)
-                            real[(U + t * n + j) * L + k] = d * in_scale
-                        real[(G1 + j) * L + k] = g1
-                # Two rows of G0 per pass, so that each load of d feeds two independent sums.
+                            g += c * out_input(real, x, first, t, j, k)
+                            if D > 1:
+                                d = c * w
+                                d = d * post_scale if post_scale != 1.0 else d
+                                d = d * dphi(real[(UO + t * n + j) * L + k], real[(HO + t * n + j) * L + k])
+                                real[(UO + t * n + j) * L + k] = d * in_scale
+                        real[(GO + j) * L + k] = g
+
+            return output_backward
+
+        def make_hidden_backward(layer):
+            input_at, lane_input = make_input(layer)
+            WL, GL, UL = W[layer], GW[layer], U[layer]
+            rows, cols = (n, L) if lane_input else (1, n * L)
+            UB, HB = (U[layer - 1], H[layer - 1]) if layer > 0 else (0, 0)  # the layer below
+
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def hidden_backward(real, x, y, first, gradient_batch):
+                # Two rows of the gradient per pass, so that each load of d feeds two sums.
                 for i in range(0, n, 2):
                     i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
                     for j in range(rows):
                         for k in range(cols):
-                            g = real[(G0 + i * n + j) * L + k]
-                            g2 = real[(G0 + i2 * n + j) * L + k]
+                            g = real[(GL + i * n + j) * L + k]
+                            g2 = real[(GL + i2 * n + j) * L + k]
                             for t in range(m):
-                                d = real[(U + t * n + j) * L + k]
-                                g += input_at(real, x, first, per_lane, t, i, k) * d
-                                g2 += input_at(real, x, first, per_lane, t, i2, k) * d
-                            real[(G0 + i * n + j) * L + k] = g
-                            real[(G0 + i2 * n + j) * L + k] = g2
+                                d = real[(UL + t * n + j) * L + k]
+                                g += input_at(real, x, first, t, i, k) * d
+                                g2 += input_at(real, x, first, t, i2, k) * d
+                            real[(GL + i * n + j) * L + k] = g
+                            real[(GL + i2 * n + j) * L + k] = g2
+                if layer > 0:
+                    # d loss / d (h @ W) of the layer below: back through W and phi.
+                    for t in range(m):
+                        for i in range(n):
+                            for k in range(L):
+                                s = 0.0
+                                for j in range(n):
+                                    s += real[(WL + i * n + j) * L + k] * real[(UL + t * n + j) * L + k]
+                                d = s * post_scale if post_scale != 1.0 else s
+                                d = d * dphi(real[(UB + t * n + i) * L + k], real[(HB + t * n + i) * L + k])
+                                real[(UB + t * n + i) * L + k] = d * in_scale
 
-        return run_tile
+            return hidden_backward
 
+        passes = [make_forward(layer) for layer in range(D - 1)] + [output]
+        if grad:
+            passes += [make_output_backward()] + [make_hidden_backward(layer) for layer in range(D - 2, -1, -1)]
+        return _chain(passes)
 
     @njit(nogil=True, error_model="numpy", inline="always")
     def load_minibatch(real, x, y, batches, step, steps, first, m):
@@ -217,99 +342,39 @@ def _build(activation, width, n_data, minibatch, lanes, tile):
     full_batch = make_samples(False, not minibatch, True)
     minibatch_gradient = make_samples(True, True, False)
 
-    @njit(nogil=True, error_model="numpy")
-    def run_block(
-        params, slots, c0, c1, c2, w0, w1, x, y, batches, steps, threshold, escape_step, final_loss, score
-    ):
-        n_points = c0.shape[0] * c1.shape[0] * c2.shape[0]
-        tail = min(TAIL, steps)
-        buf = np.zeros(ROWS * L, np.int64)
-        real = buf.view(np.float64)
-        step = buf[STEP * L : (STEP + 1) * L]  # the step whose loss the lane computes next
-        stops = buf[STOPS * L : (STOPS + 1) * L]
-        active = buf[ACTIVE * L : (ACTIVE + 1) * L]
-        point = buf[POINT * L : (POINT + 1) * L]
-        next_point = 0
-        events = L  # the first scalar pass fills every lane
-        while True:
-            if events:
-                for k in range(L):
-                    if active[k] and stops[k]:
-                        p = point[k]
-                        last = step[k] - 1
-                        value = real[VALUE * L + k]
-                        diverged = not value <= threshold
-                        escape_step[p] = last if diverged else -1
-                        final_loss[p] = value
-                        sum_v, sum_inv, sum_tail = real[SUM_V * L + k], real[SUM_INV * L + k], real[SUM_TAIL * L + k]
-                        if diverged and last < steps - 1:
-                            # The rest of the trajectory is taken to stay at the clip.
-                            unseen = steps - 1 - last
-                            sum_v += unseen * CLIP
-                            sum_inv += unseen / CLIP
-                            sum_tail += min(unseen, tail) * CLIP
-                        score[p] = -sum_v if sum_tail / tail < 1.0 else sum_inv
-                        active[k] = 0
-                    if not active[k] and next_point < n_points:
-                        p = next_point
-                        next_point += 1
-                        for slot in range(3):
-                            real[(LR0 + slot) * L + k] = point_value(params, slots, c0, c1, c2, p, slot)
-                        for i in range(n):
-                            for j in range(n):
-                                real[(W0 + i * n + j) * L + k] = w0[i, j]
-                            real[(W1 + i) * L + k] = w1[i]
-                        for row in (SUM_V, SUM_INV, SUM_TAIL):
-                            real[row * L + k] = 0.0
-                        point[k] = p
-                        active[k] = 1
-                        step[k] = 0
-                        stops[k] = 0
-                if not active.any():
-                    return
-            # Vector pass: one training step of every lane.
-            for i in range(n * n):
-                for k in range(L):
-                    real[(W0 + i) * L + k] += real[OFF * L + k]
-            for row in range(G0, G1 + n):
-                for k in range(L):
-                    real[row * L + k] = 0.0
+    @njit(nogil=True, error_model="numpy", inline="always")
+    def init(buf, data, k, threshold):
+        real = flat(buf, SIZE, np.float64)
+        w = data[0]
+        scale = real[SCALE * L + k]
+        for p in range(NP):
+            real[(P + p) * L + k] = w[p] * scale
+
+    @njit(nogil=True, error_model="numpy", inline="always")
+    def gradient(buf, data, step, threshold):
+        real = flat(buf, SIZE, np.float64)
+        x, y, batches = data[1], data[2], data[3]
+        steps = batches.shape[0] - 1
+        n_data = x.shape[0]
+        for i in range(n * n if D > 1 else n):
             for k in range(L):
-                real[LOSS * L + k] = 0.0
-            full_batch(real, x, y, batches, step, steps, n_data)
-            if minibatch:
-                # The loss above is the full batch's; the gradient is the step's minibatch's.
-                minibatch_gradient(real, x, y, batches, step, steps, batches.shape[1])
-            for i in range(n * n):
-                for k in range(L):
-                    real[(W0 + i) * L + k] -= real[LR0 * L + k] * real[(G0 + i) * L + k]
-            for i in range(n):
-                for k in range(L):
-                    real[(W1 + i) * L + k] -= real[LR1 * L + k] * real[(G1 + i) * L + k]
-            events = 0
+                real[(P + i) * L + k] += real[OFF * L + k]
+        for row in range(G, G + NP):
             for k in range(L):
-                value = real[LOSS * L + k] / n_data
-                real[VALUE * L + k] = value
-                t = step[k]
-                real[V0 * L + k] = value if t == 0 else real[V0 * L + k]
-                # convergence_measure's normalised loss: NaN unless finite, clipped at CLIP.
-                v0 = real[V0 * L + k]
-                v = value / v0
-                v = v if (v - v == 0.0) & (v0 - v0 == 0.0) else math.nan
-                v = CLIP if v > CLIP else v
-                scored = t < steps
-                real[SUM_V * L + k] += v if scored else 0.0
-                real[SUM_INV * L + k] += 1.0 / v if scored else 0.0
-                real[SUM_TAIL * L + k] += v if scored and t >= steps - tail else 0.0
-                stop = (not value <= threshold) | (t == steps)
-                stops[k] = stop
-                step[k] = t + 1
-                events += stop & active[k]
+                real[row * L + k] = 0.0
+        for k in range(L):
+            real[LOSS * L + k] = 0.0
+        full_batch(real, x, y, batches, step, steps, n_data)
+        if minibatch:
+            # The loss above is the full batch's; the gradient is the step's minibatch's.
+            minibatch_gradient(real, x, y, batches, step, steps, batches.shape[1])
+        for k in range(L):
+            value = real[LOSS * L + k] / n_data
+            real[LOSS * L + k] = value
+            buf[NEED * L + k] = np.int64(not value <= threshold)
 
-    return run_block
+    @njit(nogil=True, error_model="numpy", inline="always")
+    def loss(buf, data, k):
+        return flat(buf, SIZE, np.float64)[LOSS * L + k]
 
-
-@lru_cache(maxsize=None)
-def block_kernel(nonlinearity: str, precision: str, width: int, n_data: int, minibatch: bool):
-    """The compiled kernel for a network shape and precision, built once per process."""
-    return _build(ACTIVATIONS[nonlinearity, precision], width, n_data, minibatch, lanes(width), TILE)
+    return init, gradient, loss
