@@ -163,6 +163,7 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
     XS = C + T  # a minibatch tile's inputs and targets, which differ between lanes
     YS = XS + T * n
     LOSS = YS + T
+    W0, U0, H0 = W[0], SC, SC + T * n  # the first layer's rows (U0, H0: depth > 1)
 
     def make_tile(m, per_lane, grad, count_loss):
         """Forward and backward pass of the ``m`` samples from ``first``.
@@ -187,9 +188,9 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
 
             return input_at, True
 
-        def make_forward(layer):
-            input_at, lane_input = make_input(layer)
-            WL, UL, HL = W[layer], U[layer], H[layer]
+        def make_first_forward():
+            input_at, lane_input = make_input(0)
+            WL, UL, HL = W[0], U[0], H[0]
             # Shared inputs are the same scalar for every lane, so the loops over j and
             # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
             # vectorize behind a runtime alias check (the scalar loads come from x, not
@@ -270,29 +271,72 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
 
             return output_backward
 
-        def make_hidden_backward(layer):
-            input_at, lane_input = make_input(layer)
-            WL, GL, UL = W[layer], GW[layer], U[layer]
+        def make_first_backward():
+            input_at, lane_input = make_input(0)
             rows, cols = (n, L) if lane_input else (1, n * L)
-            UB, HB = (U[layer - 1], H[layer - 1]) if layer > 0 else (0, 0)  # the layer below
 
             @njit(nogil=True, error_model="numpy", inline="always")
-            def hidden_backward(real, x, y, first, gradient_batch):
+            def first_backward(real, x, y, first, gradient_batch):
                 # Two rows of the gradient per pass, so that each load of d feeds two sums.
                 for i in range(0, n, 2):
                     i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
                     for j in range(rows):
                         for k in range(cols):
-                            g = real[(GL + i * n + j) * L + k]
-                            g2 = real[(GL + i2 * n + j) * L + k]
+                            g = real[(G + i * n + j) * L + k]
+                            g2 = real[(G + i2 * n + j) * L + k]
                             for t in range(m):
-                                d = real[(UL + t * n + j) * L + k]
+                                d = real[(U0 + t * n + j) * L + k]
                                 g += input_at(real, x, first, t, i, k) * d
                                 g2 += input_at(real, x, first, t, i2, k) * d
-                            real[(GL + i * n + j) * L + k] = g
-                            real[(GL + i2 * n + j) * L + k] = g2
-                if layer > 0:
-                    # d loss / d (h @ W) of the layer below: back through W and phi.
+                            real[(G + i * n + j) * L + k] = g
+                            real[(G + i2 * n + j) * L + k] = g2
+
+            return first_backward
+
+        STRIDE = 2 * T * n  # rows between one layer's U (or H) and the next's
+
+        def make_deep_forward():
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def deep_forward(real, x, y, first, gradient_batch):
+                for layer in range(1, D - 1):
+                    WL, UL, HL = W0 + layer * n * n, U0 + layer * STRIDE, H0 + layer * STRIDE
+                    IN = HL - STRIDE  # the previous layer's activations
+                    for t in range(0, m, 2):
+                        t2 = min(t + 1, m - 1)
+                        for j in range(n):
+                            for k in range(L):
+                                z = 0.0
+                                z2 = 0.0
+                                for i in range(n):
+                                    w = real[(WL + i * n + j) * L + k]
+                                    z += real[(IN + t * n + i) * L + k] * w
+                                    z2 += real[(IN + t2 * n + i) * L + k] * w
+                                real[(UL + t * n + j) * L + k] = z * in_scale
+                                real[(UL + t2 * n + j) * L + k] = z2 * in_scale
+                    for e in range(m * n * L):
+                        h = phi(real[UL * L + e])
+                        real[HL * L + e] = h * post_scale if post_scale != 1.0 else h
+
+            return deep_forward
+
+        def make_deep_backward():
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def deep_backward(real, x, y, first, gradient_batch):
+                for layer in range(D - 2, 0, -1):
+                    WL, GL, UL = W0 + layer * n * n, G + layer * n * n, U0 + layer * STRIDE
+                    UB, HB = UL - STRIDE, H0 + (layer - 1) * STRIDE  # the layer below, its input
+                    for i in range(0, n, 2):
+                        i2 = min(i + 1, n - 1)
+                        for j in range(n):
+                            for k in range(L):
+                                g = real[(GL + i * n + j) * L + k]
+                                g2 = real[(GL + i2 * n + j) * L + k]
+                                for t in range(m):
+                                    d = real[(UL + t * n + j) * L + k]
+                                    g += real[(HB + t * n + i) * L + k] * d
+                                    g2 += real[(HB + t * n + i2) * L + k] * d
+                                real[(GL + i * n + j) * L + k] = g
+                                real[(GL + i2 * n + j) * L + k] = g2
                     for t in range(m):
                         for i in range(n):
                             for k in range(L):
@@ -303,11 +347,14 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
                                 d = d * dphi(real[(UB + t * n + i) * L + k], real[(HB + t * n + i) * L + k])
                                 real[(UB + t * n + i) * L + k] = d * in_scale
 
-            return hidden_backward
+            return deep_backward
 
-        passes = [make_forward(layer) for layer in range(D - 1)] + [output]
+        # The first hidden layer reads the data; the others (all (n, n), at a constant stride)
+        # run as one loop over layers, so the compiled code does not grow with the depth.
+        passes = ([make_first_forward()] if D > 1 else []) + ([make_deep_forward()] if D > 2 else []) + [output]
         if grad:
-            passes += [make_output_backward()] + [make_hidden_backward(layer) for layer in range(D - 2, -1, -1)]
+            passes += [make_output_backward()] + ([make_deep_backward()] if D > 2 else [])
+            passes += [make_first_backward()] if D > 1 else []
         return _chain(passes)
 
     @njit(nogil=True, error_model="numpy", inline="always")
