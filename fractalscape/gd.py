@@ -58,13 +58,10 @@ from fractalscape.optimizers import HYPERPARAMETERS, OPTIMIZERS, Layout as Optim
 from fractalscape.slots import point_value, slot_table
 
 
-#: Landscape points run side by side in one kernel: eight AVX-512 registers of
-#: doubles. LLVM then keeps the loop over lanes a loop (32 lanes it unrolls
-#: whole, and one round's four dependency chains through sin, each some 150
-#: cycles long, leave the core idle): out-of-order execution overlaps its
-#: iterations. Measured on Liu's additive landscape: 64 lanes 1.18x faster
-#: than 32, and 128 slower again.
-LANES = 64
+#: Version of the kernels' arithmetic, in every map's provenance: bump it whenever a kernel may
+#: compute different bits, so that a store begun by other kernels is not resumed (2: the one lane
+#: driver of the model protocol).
+KERNEL_VERSION = 2
 
 
 @intrinsic

@@ -34,6 +34,7 @@ import zarr
 
 from fractalscape.cluster import active_client
 from fractalscape.errors import ConfigError
+from fractalscape.gd import KERNEL_VERSION
 from fractalscape.progress import BlockProgress
 from fractalscape.trainability import INDEXED_AXIS_MAX
 
@@ -80,11 +81,15 @@ class Location:
         return self.where
 
 
-def _stored_config(location: Location) -> str | None:
+def _stored_attrs(location: Location) -> dict | None:
     try:
-        return zarr.open_group(location.join(MAP_NAME), mode="r", **location.zarr_options()).attrs.get("config")
+        return dict(zarr.open_group(location.join(MAP_NAME), mode="r", **location.zarr_options()).attrs)
     except Exception:  # noqa: BLE001  (any unreadable store is foreign to us)
         return None
+
+
+def _stored_config(location: Location) -> str | None:
+    return (_stored_attrs(location) or {}).get("config")
 
 
 def prepare_output(out_dir, config_json: str) -> Location:
@@ -108,6 +113,13 @@ def prepare_output(out_dir, config_json: str) -> Location:
             raise ConfigError(
                 f"{str(out)!r} already holds a map of a different configuration; "
                 "choose another --out or delete that directory"
+            )
+        kernels = _stored_attrs(out).get("kernel_version", 1)
+        if kernels != KERNEL_VERSION and not is_complete(out_dir):
+            raise ConfigError(
+                f"{str(out)!r} holds an unfinished map computed by kernel version {kernels} (fractalscape "
+                f"{_stored_attrs(out).get('fractalscape_version', '?')}); these are version {KERNEL_VERSION}, and "
+                "resuming would mix blocks of both: delete that directory (or choose another --out) to start afresh"
             )
     try:
         fs.makedirs(out.path(DONE_DIR), exist_ok=True)

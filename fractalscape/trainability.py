@@ -14,7 +14,7 @@ from dask.base import tokenize
 from fractalscape._version import __version__
 from fractalscape.ensemble import ensemble_variables, shifted_block, ulp_targets
 from fractalscape.errors import ConfigError, check_finite
-from fractalscape.gd import axis_slots, run_block, slot_names, slot_vector
+from fractalscape.gd import KERNEL_VERSION, axis_slots, run_block, slot_vector
 from fractalscape.grid import Grid
 from fractalscape.model import READOUT_DTYPE, Model
 from fractalscape.optimizers import get_optimizer
@@ -292,6 +292,7 @@ def trainability(model, grid: Grid, *, x0=None, lr=None, steps: int = 1000, thre
     )
     attrs = {
         "fractalscape_version": __version__,
+        "kernel_version": KERNEL_VERSION,
         **model.attrs(),
         "steps": settings["steps"],
         "threshold": settings["threshold"],

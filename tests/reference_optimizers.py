@@ -22,7 +22,6 @@ Arrays are ``(dim, points)``; hyperparameters are scalars or arrays over points.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

@@ -83,6 +83,18 @@ def test_interrupted_map_is_refused_with_the_missing_count(tmp_path):
     assert "incomplete" not in fs.open_map(tmp_path).attrs
 
 
+def test_an_unfinished_map_of_other_kernels_is_not_resumed(tmp_path):
+    ds = fs.open_config(_config(num0=20, num1=20, chunk=10, steps=50))
+    write_map(ds, tmp_path)
+    group = zarr.open_group(tmp_path / MAP_NAME, mode="r+")
+    group.attrs["kernel_version"] = 1  # as if begun by the kernels before the model protocol
+    assert write_map(ds, tmp_path)["blocks_computed"] == 0  # complete: nothing to compute, nothing mixed
+    next((tmp_path / DONE_DIR).iterdir()).unlink()
+    with pytest.raises(fs.ConfigError, match="unfinished map computed by kernel version 1 .* resuming would "
+                                             "mix blocks of both: delete that directory"):
+        write_map(ds, tmp_path)
+
+
 def test_huge_axis_coordinates_are_written_block_by_block(tmp_path, monkeypatch):
     # Axes past INDEXED_AXIS_MAX keep lazy coordinates: they are stored by the block tasks.
     monkeypatch.setattr(sys.modules["fractalscape.trainability"], "INDEXED_AXIS_MAX", 10)

@@ -54,7 +54,6 @@ from fractalscape.config import config_of, load_config
 from fractalscape.ensemble import shift_ulp, ulp_targets
 from fractalscape.errors import ConfigError
 from fractalscape.gd import axis_slots
-from fractalscape.landscapes.base import Landscape
 from fractalscape.store import MAP_NAME, is_complete, open_map
 from fractalscape.trainability import kernel_axes, run_points
 from fractalscape.trig import TRIGS

@@ -102,25 +102,6 @@ def _softplus(z):
     return (z if z > 0.0 else 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@njit(nogil=True)
-def _chain_end(real, x, y, first, gradient_batch):
-    return None
-
-
-def _chain(functions):
-    """One numba function calling ``functions`` in order (all with the tile signature)."""
-    if not functions:
-        return _chain_end
-    head, tail = functions[0], _chain(functions[1:])
-
-    @njit(nogil=True, error_model="numpy", inline="always")
-    def run(real, x, y, first, gradient_batch):
-        head(real, x, y, first, gradient_batch)
-        tail(real, x, y, first, gradient_batch)
-
-    return run
-
-
 @lru_cache(maxsize=None)
 def program(nonlinearity: str, precision: str, parameterization: str, loss: str, depth: int, width: int,
             minibatch: bool) -> Program:
@@ -165,42 +146,43 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
     LOSS = YS + T
     W0, U0, H0 = W[0], SC, SC + T * n  # the first layer's rows (U0, H0: depth > 1)
 
+    STRIDE = 2 * T * n  # rows between one hidden layer's U (or H) and the next's
+
     def make_tile(m, per_lane, grad, count_loss):
         """Forward and backward pass of the ``m`` samples from ``first``.
 
         The arguments are compile-time constants: numba drops the branches a
         pass does not take before LLVM sees them, which keeps compilation short.
+        The first hidden layer reads the data; the others (all ``(n, n)``, at a
+        constant stride) run as one loop over layers through the same three
+        building blocks, so the compiled code does not grow with the depth.
         """
 
-        def make_input(layer):
-            # Input i of the tile's sample t as lane k sees it: its minibatch's, the shared
-            # data's, or the previous layer's activations.
-            if layer == 0 and not per_lane:
+        def make_input(shared):
+            # Input i of the tile's sample t as lane k sees it: the shared data's, or rows from IN
+            # (a minibatch tile's inputs, or the previous layer's activations).
+            if shared:
                 @njit(nogil=True, inline="always")
-                def input_at(real, x, first, t, i, k):
+                def input_at(real, x, IN, first, t, i, k):
                     return x[first + t, i]
-                return input_at, False
-            base = XS if layer == 0 else H[layer - 1]
+            else:
+                @njit(nogil=True, inline="always")
+                def input_at(real, x, IN, first, t, i, k):
+                    return real[(IN + t * n + i) * L + k]
+            return input_at
 
-            @njit(nogil=True, inline="always")
-            def input_at(real, x, first, t, i, k):
-                return real[(base + t * n + i) * L + k]
-
-            return input_at, True
-
-        def make_first_forward():
-            input_at, lane_input = make_input(0)
-            WL, UL, HL = W[0], U[0], H[0]
+        def make_forward(shared):
+            input_at = make_input(shared)
             # Shared inputs are the same scalar for every lane, so the loops over j and
             # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
             # vectorize behind a runtime alias check (the scalar loads come from x, not
             # the buffer). Per-lane inputs index the lane: nested loops over j, then k.
-            rows, cols = (n, L) if lane_input else (1, n * L)
+            rows, cols = (1, n * L) if shared else (n, L)
 
             # Each loop below writes every element once, from values it loaded first
             # (sums run in registers): the loop over lanes is then vectorizable.
             @njit(nogil=True, error_model="numpy", inline="always")
-            def forward(real, x, y, first, gradient_batch):
+            def forward(real, x, first, IN, WL, UL, HL):
                 # u = (h @ W) * in_scale, two samples per pass so that each load of W feeds
                 # two independent sums.
                 for t in range(0, m, 2):
@@ -211,8 +193,8 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
                             z2 = 0.0
                             for i in range(n):
                                 w = real[(WL + i * n + j) * L + k]
-                                z += input_at(real, x, first, t, i, k) * w
-                                z2 += input_at(real, x, first, t2, i, k) * w
+                                z += input_at(real, x, IN, first, t, i, k) * w
+                                z2 += input_at(real, x, IN, first, t2, i, k) * w
                             real[(UL + t * n + j) * L + k] = z * in_scale
                             real[(UL + t2 * n + j) * L + k] = z2 * in_scale
                 # h = post_scale * phi(u) in one flat loop: phi's long dependency chains
@@ -223,18 +205,64 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
 
             return forward
 
-        out_input, _ = make_input(D - 1)
-        WO, GO = W[D - 1], GW[D - 1]
+        def make_weight_gradient(shared):
+            input_at = make_input(shared)
+            rows, cols = (1, n * L) if shared else (n, L)
+
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def weight_gradient(real, x, first, IN, GL, UL):
+                # G += input^T d, two rows per pass so that each load of d feeds two sums.
+                for i in range(0, n, 2):
+                    i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
+                    for j in range(rows):
+                        for k in range(cols):
+                            g = real[(GL + i * n + j) * L + k]
+                            g2 = real[(GL + i2 * n + j) * L + k]
+                            for t in range(m):
+                                d = real[(UL + t * n + j) * L + k]
+                                g += input_at(real, x, IN, first, t, i, k) * d
+                                g2 += input_at(real, x, IN, first, t, i2, k) * d
+                            real[(GL + i * n + j) * L + k] = g
+                            real[(GL + i2 * n + j) * L + k] = g2
+
+            return weight_gradient
 
         @njit(nogil=True, error_model="numpy", inline="always")
-        def output(real, x, y, first, gradient_batch):
+        def back_through(real, WL, UL, UB, HB):
+            # d loss / d (h @ W) of the layer below: back through W and phi.
+            for t in range(m):
+                for i in range(n):
+                    for k in range(L):
+                        s = 0.0
+                        for j in range(n):
+                            s += real[(WL + i * n + j) * L + k] * real[(UL + t * n + j) * L + k]
+                        d = s * post_scale if post_scale != 1.0 else s
+                        d = d * dphi(real[(UB + t * n + i) * L + k], real[(HB + t * n + i) * L + k])
+                        real[(UB + t * n + i) * L + k] = d * in_scale
+
+        data_shared = not per_lane
+        first_forward, hidden_forward = make_forward(data_shared), make_forward(False)
+        first_gradient, hidden_gradient = make_weight_gradient(data_shared), make_weight_gradient(False)
+        out_input = make_input(data_shared if D == 1 else False)
+        OUT_IN = XS if D == 1 else H0 + (D - 2) * STRIDE  # rows feeding the output layer
+        WO, GO = W[D - 1], GW[D - 1]
+        UO = U0 + (D - 2) * STRIDE  # the last hidden layer's U (depth > 1)
+
+        @njit(nogil=True, error_model="numpy", inline="always")
+        def run_tile(real, x, y, first, gradient_batch):
+            for layer in range(D - 1):
+                if layer == 0:
+                    first_forward(real, x, first, XS, W0, U0, H0)
+                else:
+                    hidden_forward(real, x, first, H0 + (layer - 1) * STRIDE, W0 + layer * n * n,
+                                   U0 + layer * STRIDE, H0 + layer * STRIDE)
             # out = (h @ W_out) * out_scale, the loss, and d loss / d (h @ W_out).
             for t in range(m):
                 y_shared = 0.0 if per_lane else y[first + t]  # read before the loop: no alias check
                 for k in range(L):
                     a = 0.0
                     for j in range(n):
-                        a += out_input(real, x, first, t, j, k) * real[(WO + j) * L + k]
+                        a += out_input(real, x, OUT_IN, first, t, j, k) * real[(WO + j) * L + k]
                     target = real[(YS + t) * L + k] if per_lane else y_shared
                     out = a * out_scale
                     if logistic:
@@ -246,116 +274,33 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
                         r = out - target
                         real[LOSS * L + k] += r * r if count_loss else 0.0
                         real[(C + t) * L + k] = 2.0 * r / gradient_batch * out_scale
-
-        def make_output_backward():
-            # the hidden layer feeding the output, if any
-            UO, HO = (U[D - 2], H[D - 2]) if D > 1 else (0, 0)
-
-            @njit(nogil=True, error_model="numpy", inline="always")
-            def output_backward(real, x, y, first, gradient_batch):
-                # Every gradient entry sums the tile's samples in a register: one load
-                # and one store of it per tile, not per sample.
-                for j in range(n):
-                    for k in range(L):
-                        w = real[(WO + j) * L + k]
-                        g = real[(GO + j) * L + k]
-                        for t in range(m):
-                            c = real[(C + t) * L + k]
-                            g += c * out_input(real, x, first, t, j, k)
-                            if D > 1:
-                                d = c * w
-                                d = d * post_scale if post_scale != 1.0 else d
-                                d = d * dphi(real[(UO + t * n + j) * L + k], real[(HO + t * n + j) * L + k])
-                                real[(UO + t * n + j) * L + k] = d * in_scale
-                        real[(GO + j) * L + k] = g
-
-            return output_backward
-
-        def make_first_backward():
-            input_at, lane_input = make_input(0)
-            rows, cols = (n, L) if lane_input else (1, n * L)
-
-            @njit(nogil=True, error_model="numpy", inline="always")
-            def first_backward(real, x, y, first, gradient_batch):
-                # Two rows of the gradient per pass, so that each load of d feeds two sums.
-                for i in range(0, n, 2):
-                    i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
-                    for j in range(rows):
-                        for k in range(cols):
-                            g = real[(G + i * n + j) * L + k]
-                            g2 = real[(G + i2 * n + j) * L + k]
-                            for t in range(m):
-                                d = real[(U0 + t * n + j) * L + k]
-                                g += input_at(real, x, first, t, i, k) * d
-                                g2 += input_at(real, x, first, t, i2, k) * d
-                            real[(G + i * n + j) * L + k] = g
-                            real[(G + i2 * n + j) * L + k] = g2
-
-            return first_backward
-
-        STRIDE = 2 * T * n  # rows between one layer's U (or H) and the next's
-
-        def make_deep_forward():
-            @njit(nogil=True, error_model="numpy", inline="always")
-            def deep_forward(real, x, y, first, gradient_batch):
-                for layer in range(1, D - 1):
-                    WL, UL, HL = W0 + layer * n * n, U0 + layer * STRIDE, H0 + layer * STRIDE
-                    IN = HL - STRIDE  # the previous layer's activations
-                    for t in range(0, m, 2):
-                        t2 = min(t + 1, m - 1)
-                        for j in range(n):
-                            for k in range(L):
-                                z = 0.0
-                                z2 = 0.0
-                                for i in range(n):
-                                    w = real[(WL + i * n + j) * L + k]
-                                    z += real[(IN + t * n + i) * L + k] * w
-                                    z2 += real[(IN + t2 * n + i) * L + k] * w
-                                real[(UL + t * n + j) * L + k] = z * in_scale
-                                real[(UL + t2 * n + j) * L + k] = z2 * in_scale
-                    for e in range(m * n * L):
-                        h = phi(real[UL * L + e])
-                        real[HL * L + e] = h * post_scale if post_scale != 1.0 else h
-
-            return deep_forward
-
-        def make_deep_backward():
-            @njit(nogil=True, error_model="numpy", inline="always")
-            def deep_backward(real, x, y, first, gradient_batch):
-                for layer in range(D - 2, 0, -1):
-                    WL, GL, UL = W0 + layer * n * n, G + layer * n * n, U0 + layer * STRIDE
-                    UB, HB = UL - STRIDE, H0 + (layer - 1) * STRIDE  # the layer below, its input
-                    for i in range(0, n, 2):
-                        i2 = min(i + 1, n - 1)
-                        for j in range(n):
-                            for k in range(L):
-                                g = real[(GL + i * n + j) * L + k]
-                                g2 = real[(GL + i2 * n + j) * L + k]
-                                for t in range(m):
-                                    d = real[(UL + t * n + j) * L + k]
-                                    g += real[(HB + t * n + i) * L + k] * d
-                                    g2 += real[(HB + t * n + i2) * L + k] * d
-                                real[(GL + i * n + j) * L + k] = g
-                                real[(GL + i2 * n + j) * L + k] = g2
+            if not grad:
+                return
+            # The output layer: every gradient entry sums the tile's samples in a register
+            # (one load and one store per tile), and d loss / d u of the last hidden layer.
+            for j in range(n):
+                for k in range(L):
+                    w = real[(WO + j) * L + k]
+                    g = real[(GO + j) * L + k]
                     for t in range(m):
-                        for i in range(n):
-                            for k in range(L):
-                                s = 0.0
-                                for j in range(n):
-                                    s += real[(WL + i * n + j) * L + k] * real[(UL + t * n + j) * L + k]
-                                d = s * post_scale if post_scale != 1.0 else s
-                                d = d * dphi(real[(UB + t * n + i) * L + k], real[(HB + t * n + i) * L + k])
-                                real[(UB + t * n + i) * L + k] = d * in_scale
+                        c = real[(C + t) * L + k]
+                        g += c * out_input(real, x, OUT_IN, first, t, j, k)
+                        if D > 1:
+                            d = c * w
+                            d = d * post_scale if post_scale != 1.0 else d
+                            d = d * dphi(real[(UO + t * n + j) * L + k], real[(OUT_IN + t * n + j) * L + k])
+                            real[(UO + t * n + j) * L + k] = d * in_scale
+                    real[(GO + j) * L + k] = g
+            for layer in range(D - 2, -1, -1):
+                UL = U0 + layer * STRIDE
+                if layer == 0:
+                    first_gradient(real, x, first, XS, G, UL)
+                else:
+                    IN = H0 + (layer - 1) * STRIDE
+                    hidden_gradient(real, x, first, IN, G + layer * n * n, UL)
+                    back_through(real, W0 + layer * n * n, UL, UL - STRIDE, IN)
 
-            return deep_backward
-
-        # The first hidden layer reads the data; the others (all (n, n), at a constant stride)
-        # run as one loop over layers, so the compiled code does not grow with the depth.
-        passes = ([make_first_forward()] if D > 1 else []) + ([make_deep_forward()] if D > 2 else []) + [output]
-        if grad:
-            passes += [make_output_backward()] + ([make_deep_backward()] if D > 2 else [])
-            passes += [make_first_backward()] if D > 1 else []
-        return _chain(passes)
+        return run_tile
 
     @njit(nogil=True, error_model="numpy", inline="always")
     def load_minibatch(real, x, y, batches, step, steps, first, m):

@@ -39,9 +39,8 @@ See ``docs/networks.md`` for what is matched from his notebook and what is not.
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Literal, Mapping, Sequence
 
