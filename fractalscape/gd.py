@@ -64,6 +64,24 @@ from fractalscape.slots import point_value, slot_table
 KERNEL_VERSION = 2
 
 
+def _view_codegen(view, shape: tuple[int, ...], offset_rows: bool):
+    """Codegen of a view (no memory of its own) of an int64 lane buffer: ``shape`` C-contiguous,
+    starting at the buffer's start, or at row ``args[1]`` of ``shape[-1]`` elements."""
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(view)(context, builder)
+        data = builder.gep(src.data, [builder.mul(args[1], intp(shape[-1]))]) if offset_rows else src.data
+        strides = [math.prod(shape[d + 1:]) * itemsize for d in range(len(shape))]
+        populate_array(out, data=builder.bitcast(data, out.data.type), shape=[intp(n) for n in shape],
+                       strides=[intp(s) for s in strides], itemsize=intp(itemsize), meminfo=None)
+        return out._getvalue()
+
+    return codegen
+
+
 @intrinsic
 def rows(typingctx, buf, first, count, lanes, dtype):
     """Rows ``first .. first+count`` of an int64 lane buffer, as a ``(count, lanes)`` array of ``dtype``.
@@ -76,26 +94,9 @@ def rows(typingctx, buf, first, count, lanes, dtype):
     """
     if not isinstance(count, types.IntegerLiteral) or not isinstance(lanes, types.IntegerLiteral):
         return None
-    n, width = count.literal_value, lanes.literal_value
     view = types.Array(dtype.dtype, 2, "C")
-
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
-        itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
-        src = make_array(signature.args[0])(context, builder, args[0])
-        out = make_array(view)(context, builder)
-        data = builder.gep(src.data, [builder.mul(args[1], intp(width))])
-        populate_array(
-            out,
-            data=builder.bitcast(data, out.data.type),
-            shape=[intp(n), intp(width)],
-            strides=[intp(width * itemsize), intp(itemsize)],
-            itemsize=intp(itemsize),
-            meminfo=None,
-        )
-        return out._getvalue()
-
-    return view(buf, first, count, lanes, dtype), codegen
+    shape = (count.literal_value, lanes.literal_value)
+    return view(buf, first, count, lanes, dtype), _view_codegen(view, shape, offset_rows=True)
 
 
 @intrinsic
@@ -107,19 +108,8 @@ def flat(typingctx, buf, count, dtype):
     """
     if not isinstance(count, types.IntegerLiteral):
         return None
-    n = count.literal_value
     view = types.Array(dtype.dtype, 1, "C")
-
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
-        itemsize = context.get_abi_sizeof(context.get_data_type(view.dtype))
-        src = make_array(signature.args[0])(context, builder, args[0])
-        out = make_array(view)(context, builder)
-        populate_array(out, data=builder.bitcast(src.data, out.data.type), shape=[intp(n)],
-                       strides=[intp(itemsize)], itemsize=intp(itemsize), meminfo=None)
-        return out._getvalue()
-
-    return view(buf, count, dtype), codegen
+    return view(buf, count, dtype), _view_codegen(view, (count.literal_value,), offset_rows=False)
 
 
 @njit(nogil=True, inline="always")

@@ -115,7 +115,7 @@ def prepare_output(out_dir, config_json: str) -> Location:
                 "choose another --out or delete that directory"
             )
         kernels = _stored_attrs(out).get("kernel_version", 1)
-        if kernels != KERNEL_VERSION and not is_complete(out_dir):
+        if kernels != KERNEL_VERSION and _damage(check_complete(out_dir)):
             raise ConfigError(
                 f"{str(out)!r} holds an unfinished map computed by kernel version {kernels} (fractalscape "
                 f"{_stored_attrs(out).get('fractalscape_version', '?')}); these are version {KERNEL_VERSION}, and "
