@@ -75,7 +75,7 @@ def _check_axes(model: Model, optimizer, grid: Grid, names) -> None:
             values = axis.values()
             if not np.all(values == np.round(values)):
                 raise ConfigError(f"axis {axis.name!r} is structural: its values must be integers, got "
-                                  f"{values[values != np.round(values)][0]!r} (use num = stop - start + 1)")
+                                  f"{float(values[values != np.round(values)][0])!r} (use num = stop - start + 1)")
             if axis.name == "width" and axis.chunk != 1:
                 raise ConfigError(f"axis 'width' changes the network's shape: it needs chunk = 1 (one width "
                                   f"per block), got chunk = {axis.chunk}")

@@ -121,3 +121,21 @@ def test_sohl_dickstein_label_through_the_cli(tmp_path):
     np.testing.assert_array_equal(stored.diverged.values, ~(stored.score.values < 0))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged_points"] == int(stored.diverged.sum())
+
+
+@pytest.mark.parametrize(
+    "axes, model, message",
+    [
+        ([fs.Axis("n_data", 8, 9, 3)], {}, r"axis 'n_data' is structural: its values must be integers, got 8.5"),
+        ([fs.Axis("width", 2, 5, 4, chunk=2)], {}, r"axis 'width' changes the network's shape: it needs chunk = 1"),
+        ([fs.Axis("batch_size", 1, 30, 30)], {"data": "minibatch"},
+         r"batch_size 30 is larger than n_data 20: the minibatch must be a part of the dataset"),
+        ([fs.Axis("width", 2, 4, 3, chunk=1)], {"data": "minibatch", "batch_size": 7},
+         r"batch_size 7 is larger than n_data 6"),  # width 2's dataset is smaller than the batch
+        ([fs.Axis("seed", 0, 3, 4)], {"data": "single", "n_data": 5}, r"data = 'single' trains on one datapoint"),
+    ],
+)
+def test_structural_axes_are_checked_before_anything_runs(axes, model, message):
+    with pytest.raises(fs.ConfigError, match=message):
+        net = NetworkModel("tanh", width=4, **model)
+        fs.trainability(net, fs.Grid([*axes, fs.Axis("lr", 0.1, 1.0, 3)]), steps=10)
