@@ -33,7 +33,7 @@ trains pointwise over a grid. It says, in plain Python:
   network's forward pass computes it anyway) gets Sohl-Dickstein's score
   readout and runs every step; the others may skip the loss (a cheap bound,
   see :mod:`fractalscape.landscapes.base`) and stop at repeated states;
-* its **provenance**: :meth:`Model.description`, :meth:`Model.to_dict` and
+* its **provenance**: :meth:`Model.description`, :meth:`Model.attrs` and
   :meth:`Model.config_table` (the config table that rebuilds it).
 
 :mod:`fractalscape.gd` combines any program with any optimizer; the public
@@ -93,7 +93,18 @@ class Program(NamedTuple):
 
 
 class Model(abc.ABC):
-    """Base of every model: landscapes, networks, user models (see the module docstring)."""
+    """Base of every model: landscapes, networks, user models (see the module docstring).
+
+    Examples
+    --------
+    >>> import fractalscape as fs
+    >>> land = fs.landscape("cosine-additive")
+    >>> isinstance(land, Model), land.slots(), land.structural()
+    (True, ('lr', 'x0', 'delta', 'wavelength'), ())
+    >>> net = fs.NetworkModel("tanh", width=4, depth=3)
+    >>> net.lr_slots(), net.structural()
+    (('lr_W0', 'lr_W1', 'lr_W2'), ('seed', 'n_data', 'batch_size', 'width'))
+    """
 
     #: Readouts this model produces (of :data:`READOUT_DTYPE`).
     readouts: tuple[str, ...] = ("escape_step", "final_loss")
