@@ -54,7 +54,7 @@ from numba.np.arrayobj import make_array, populate_array
 
 from fractalscape.errors import ConfigError
 from fractalscape.model import CLIP, READOUT_DTYPE, TAIL, Layout, Model, Program
-from fractalscape.optimizers import HYPERPARAMETERS, OPTIMIZERS, Layout as OptimizerLayout, Optimizer, get_optimizer
+from fractalscape.optimizers import HYPERPARAMETERS, Layout as OptimizerLayout, Optimizer, get_optimizer, owners
 from fractalscape.slots import point_value, slot_table
 
 
@@ -300,8 +300,7 @@ def axis_slots(model: Model, names, optimizer="gd") -> np.ndarray:
     optimizer = get_optimizer(optimizer)
     for name in names:
         if name in HYPERPARAMETERS and name not in optimizer.hyper:
-            owners = [o for o, opt in OPTIMIZERS.items() if name in opt.hyper]
-            raise ConfigError(f"axis {name!r} is a hyperparameter of {', '.join(owners)}, not of optimizer "
+            raise ConfigError(f"axis {name!r} is a hyperparameter of {', '.join(owners(name))}, not of optimizer "
                               f"{optimizer.name!r}; set [descent] optimizer or drop the axis")
     return slot_table(names, slot_names(model, optimizer), model.groups(), model.owner())
 

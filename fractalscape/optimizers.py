@@ -257,6 +257,15 @@ OPTIMIZERS: dict[str, Optimizer] = {
 HYPERPARAMETERS = tuple(dict.fromkeys(h for o in OPTIMIZERS.values() for h in o.hyper))
 
 
+def owners(hyperparameter: str) -> list[str]:
+    """The optimizers that have ``hyperparameter``.
+
+    >>> owners("beta2")
+    ['adam', 'adamw']
+    """
+    return [o for o, opt in OPTIMIZERS.items() if hyperparameter in opt.hyper]
+
+
 def get_optimizer(name) -> Optimizer:
     """The optimizer named ``name``.
 

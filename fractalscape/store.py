@@ -114,11 +114,12 @@ def prepare_output(out_dir, config_json: str) -> Location:
                 f"{str(out)!r} already holds a map of a different configuration; "
                 "choose another --out or delete that directory"
             )
-        kernels = _stored_attrs(out).get("kernel_version", 1)
+        attrs = _stored_attrs(out)
+        kernels = attrs.get("kernel_version", 1)
         if kernels != KERNEL_VERSION and _damage(check_complete(out_dir)):
             raise ConfigError(
                 f"{str(out)!r} holds an unfinished map computed by kernel version {kernels} (fractalscape "
-                f"{_stored_attrs(out).get('fractalscape_version', '?')}); these are version {KERNEL_VERSION}, and "
+                f"{attrs.get('fractalscape_version', '?')}); these are version {KERNEL_VERSION}, and "
                 "resuming would mix blocks of both: delete that directory (or choose another --out) to start afresh"
             )
     try:

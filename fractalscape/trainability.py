@@ -17,7 +17,7 @@ from fractalscape.errors import ConfigError, check_finite
 from fractalscape.gd import KERNEL_VERSION, axis_slots, run_block, slot_vector
 from fractalscape.grid import Grid
 from fractalscape.model import READOUT_DTYPE, Model
-from fractalscape.optimizers import get_optimizer
+from fractalscape.optimizers import HYPERPARAMETERS, get_optimizer, owners
 from fractalscape.trig import get_trig
 
 #: Axes up to this many points get an in-memory index (``ds.sel`` works);
@@ -110,8 +110,8 @@ def descent_settings(model, grid: Grid, *, steps=1000, threshold=None, precision
     names = kernel_axes(grid)
     hyper = {k: values.pop(k) for k in list(values) if k in opt.hyper and values[k] is not None}
     for k in list(values):
-        if k in _all_hyper() and k not in opt.hyper:
-            raise ConfigError(f"[descent] {k} is a hyperparameter of {', '.join(_owners(k))}, not of optimizer "
+        if k in HYPERPARAMETERS and k not in opt.hyper:
+            raise ConfigError(f"[descent] {k} is a hyperparameter of {', '.join(owners(k))}, not of optimizer "
                               f"{opt.name!r}; set optimizer = ... or drop {k}")
     hyper = {k: check_finite(k, v) for k, v in hyper.items()}
     opt.check(hyper)
@@ -126,18 +126,6 @@ def descent_settings(model, grid: Grid, *, steps=1000, threshold=None, precision
     return {**settings, **hyper, "steps": int(steps), "threshold": float(threshold), "precision": precision,
             **({"label": label} if label != "threshold" else {}),
             **({"optimizer": opt.name} if opt.name != "gd" else {})}
-
-
-def _all_hyper():
-    from fractalscape.optimizers import HYPERPARAMETERS
-
-    return HYPERPARAMETERS
-
-
-def _owners(name):
-    from fractalscape.optimizers import OPTIMIZERS
-
-    return [o for o, opt in OPTIMIZERS.items() if name in opt.hyper]
 
 
 def _block(*coords, model, names, values, steps, threshold, precision, optimizer):
