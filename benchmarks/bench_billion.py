@@ -3,10 +3,12 @@
 Run: python benchmarks/bench_billion.py OUT_DIR [--preset liu-multiplicative-2d-billion] [--set KEY=VALUE ...]
 
 Each stage runs as its own `fractalscape` command under /usr/bin/time -v, which
-reports wall time and peak resident memory (max RSS) of the process.
+reports wall time and peak resident memory (max RSS) of the process; then the
+store's size on disk, in bytes a point.
 """
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -46,6 +48,11 @@ def main():
         total += seconds
         print(f"{name:42s} {seconds:8.1f} s   peak RSS {rss_gb:5.2f} GB   {last}")
     print(f"{'whole pipeline':42s} {total:8.1f} s")
+    store = os.path.join(args.out, "map.zarr")
+    stored = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(store) for f in files)
+    with open(os.path.join(args.out, "summary.json")) as file:
+        points = json.load(file)["points"]
+    print(f"{'store on disk (map.zarr, overviews included)':42s} {stored / 1e9:8.2f} GB, {stored / points:.3f} bytes a point")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -14,13 +15,17 @@ from fractalscape.errors import ConfigError
 
 
 class _Command(click.Group):
-    """Prints :class:`ConfigError` as one line and exits 2, without a traceback."""
+    """Prints :class:`ConfigError`, and click's usage errors, as one line and exits 2, without a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ConfigError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except click.UsageError as err:  # a bad option of a command: click would print three lines
+            where = err.ctx.command_path if err.ctx is not None else ctx.command_path
+            click.echo(f"error: {err.format_message()} (see '{where} --help')", err=True)
             sys.exit(2)
 
 
@@ -45,19 +50,21 @@ def map_command(config, out_dir, overrides, progress, scheduler, workers, wait, 
     """Compute the trainability map of CONFIG (a TOML file or preset name) into --out."""
     from fractalscape.config import load_config, read_config, with_overrides
     from fractalscape.claim import check_free_space, output_lock
+    from fractalscape.cluster import check_target
     from fractalscape.store import Location, prepare_output
 
     notes = []
     cfg = load_config(with_overrides(read_config(config), overrides, notes=notes))
-    for note in notes:
-        click.echo(note, err=True)
     ds = cfg.dataset()
     if Location(out_dir).protocol == "memory":
         raise ConfigError(f"--out {out_dir!r} is in this process's memory, which ends with it: the map would be "
                           "lost; give a directory or a persistent fsspec URL")
+    check_target(scheduler, workers)
     if not force:
         check_free_space(ds, out_dir)
     prepare_output(out_dir, ds.attrs["config"])
+    for note in notes:  # once every check passed: a refusal stays one line
+        click.echo(note, err=True)
 
     def waiting(pid):
         click.echo(f"waiting for pid {pid}, which is writing {out_dir}", err=True)
@@ -164,13 +171,7 @@ def _map_dimension(stored) -> tuple[dict, bytes | None]:
         result, report = measure(stored)
     except ConfigError as err:
         return {"skipped": str(err)}, None
-    from matplotlib.figure import Figure
-
-    figure = Figure()
-    result.plot(figure.add_subplot())
-    png = io.BytesIO()
-    figure.savefig(png)
-    return report, png.getvalue()
+    return report, _plot_png(result)
 
 
 def _interval_text(result) -> str:
@@ -203,26 +204,65 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _png_target(out_path: str) -> tuple[int, str]:
+def _png_target(out_path: str, option: str = "--out") -> tuple[int, str]:
     """An open temporary file beside ``out_path`` and its name, once ``out_path`` is checked to take a PNG.
 
     Checked before any work: the suffix, a directory in the way, a missing or
     unwritable directory (the temporary file is the proof it is writable).
+    ``option`` names the option in the messages.
     """
     import os
     import tempfile
 
     if os.path.isdir(out_path):
-        raise ConfigError(f"--out {out_path!r} is a directory; give a file name ending in .png")
+        raise ConfigError(f"{option} {out_path!r} is a directory; give a file name ending in .png")
     if not out_path.lower().endswith(".png"):
-        raise ConfigError(f"--out must name a .png file, got {out_path!r}")
+        raise ConfigError(f"{option} must name a .png file, got {out_path!r}")
     directory = os.path.dirname(out_path) or "."
     if not os.path.isdir(directory):
-        raise ConfigError(f"--out {out_path!r}: the directory {directory!r} does not exist")
+        raise ConfigError(f"{option} {out_path!r}: the directory {directory!r} does not exist")
     try:
         return tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(out_path)}.", suffix=".part")
     except OSError as err:
-        raise ConfigError(f"--out {out_path!r}: cannot write in {directory!r} ({err.strerror or err})") from None
+        raise ConfigError(f"{option} {out_path!r}: cannot write in {directory!r} ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
+def _atomic_png(out_path: str, option: str = "--out"):
+    """Check ``out_path`` (:func:`_png_target`), then yield ``write(data)``, which puts the PNG there whole.
+
+    The bytes go into the temporary file, which is renamed onto ``out_path``
+    once synced: an interrupted or failed command leaves the old file (or
+    none), never a truncated one, and no temporary file.
+    """
+    import os
+
+    fd, part = _png_target(out_path, option)
+
+    def write(data: bytes) -> None:
+        nonlocal fd
+        with os.fdopen(fd, "wb") as file:
+            fd = None
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(part, 0o666 & ~_umask())
+        os.replace(part, out_path)
+
+    try:
+        yield write
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if os.path.exists(part):
+            os.unlink(part)
+
+
+def _plot_png(result) -> bytes:
+    """The log-log plot of a dimension estimate (its ``plot()``), as PNG bytes."""
+    png = io.BytesIO()
+    result.plot().figure.savefig(png, format="png")
+    return png.getvalue()
 
 
 @main.command("render")
@@ -236,24 +276,38 @@ def _png_target(out_path: str) -> tuple[int, str]:
 @click.option("--colors", type=click.Choice(["auto", "classes", "sohl-dickstein"]), default="auto", show_default=True,
               help="sohl-dickstein: his convention (Spectral, converged blue, diverged red, intensity from the "
                    "score; network maps); classes: escape step and final loss; auto: his for networks.")
+@click.option("--recompute", is_flag=True,
+              help="A window holding fewer stored points than pixels is recomputed through the kernels at the "
+                   "picture's resolution (default: upsampled, and marked so).")
 @_allow_incomplete
-def render_command(store, out_path, size, x_range, y_range, how, colors, allow_incomplete):
+def render_command(store, out_path, size, x_range, y_range, how, colors, recompute, allow_incomplete):
     """Draw a stored 2-D map (a --out directory or its map.zarr) with datashader.
 
-    The PNG is written whole or not at all: into a temporary file beside
-    --out, renamed onto it when complete.
+    Reads the coarsest overview level that fills the picture. The PNG is
+    written whole or not at all: into a temporary file beside --out, renamed
+    onto it when complete.
     """
     import os
 
-    from fractalscape.render import render
+    from fractalscape.render import recompute_window, render
 
     width, height = _size(size)
     fd, part = _png_target(out_path)
     try:
         start = time.perf_counter()
         stored = _open_stored(store, allow_incomplete)
+        drawn = recompute_window(stored, width, height, x_range, y_range) if recompute else None
+        if drawn is not None:
+            click.echo(f"note: recomputing the window at {width} x {height} points through the kernels", err=True)
+        notes = []
         png = io.BytesIO()
-        render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=png, colors=colors)
+        if drawn is None:
+            render(stored, width, height, x_range=x_range, y_range=y_range, how=how, path=png, colors=colors,
+                   notes=notes)
+        else:  # the recomputed grid spans the window
+            render(drawn, width, height, how=how, path=png, colors=colors, notes=notes)
+        for note in notes:
+            click.echo(note, err=True)
         with os.fdopen(fd, "wb") as file:
             fd = None
             file.write(png.getvalue())
@@ -267,6 +321,27 @@ def render_command(store, out_path, size, x_range, y_range, how, colors, allow_i
         if os.path.exists(part):
             os.unlink(part)
     click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s){_incomplete_note(stored)}")
+
+
+@main.command("overviews")
+@click.argument("store")
+def overviews_command(store):
+    """Check the multiscale overviews of STORE; build them if missing, rebuild them if damaged (in place)."""
+    from fractalscape.overviews import check_overviews, write_overviews
+
+    _open_stored(store, False)
+    start = time.perf_counter()
+    problem = check_overviews(store)
+    if not problem:
+        click.echo(f"{store}: overviews intact, nothing to do")
+        return
+    notes = []
+    factors = write_overviews(store, notes=notes)
+    for note in notes:
+        click.echo(note, err=True)
+    if factors:
+        click.echo(f"{store}: {problem}; wrote overview levels {', '.join(map(str, factors))} "
+                   f"({time.perf_counter() - start:.1f} s)")
 
 
 def _umask() -> int:
@@ -297,15 +372,27 @@ def _umask() -> int:
               help="uncertainty: override the config's precision.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="uncertainty: override a config value, as for map.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE.png",
+              help="Also draw the log-log plot of the counts and the fitted line into FILE.png (checked before "
+                   "any work; written whole or not at all).")
 @_allow_incomplete
-def dimension_command(store, method, fit_range, as_json, interval, samples, seed, precision, overrides,
+def dimension_command(store, method, fit_range, as_json, interval, samples, seed, precision, overrides, plot_path,
                       allow_incomplete):
     """Fractal dimension of the converged/diverged boundary of a stored map (or, --method uncertainty, a config)."""
+    with _atomic_png(plot_path, "--plot") if plot_path is not None else contextlib.nullcontext() as write_plot:
+        if method == "uncertainty":
+            result = _uncertainty_command(store, as_json, samples, seed, precision, overrides)
+        else:
+            result = _dimension_of(store, method, fit_range, as_json, interval, allow_incomplete)
+        if write_plot is not None:
+            write_plot(_plot_png(result))
+            click.echo(f"log-log plot -> {plot_path}", err=True)
+
+
+def _dimension_of(store, method, fit_range, as_json, interval, allow_incomplete):
+    """``fractalscape dimension`` of a stored map or a zoom directory: prints it, returns the result."""
     from fractalscape.dimension import default_method
 
-    if method == "uncertainty":
-        _uncertainty_command(store, as_json, samples, seed, precision, overrides)
-        return
     if method == "sohl-dickstein":
         from fractalscape.zoom import pooled_median_slope
 
@@ -315,7 +402,7 @@ def dimension_command(store, method, fit_range, as_json, interval, samples, seed
         else:
             click.echo(f"sohl-dickstein: median of {len(result.slopes)} local box-count slopes over the zoom's "
                        f"keyframes: dimension {result.dimension:.4f} +- {result.stderr:.4f}")
-        return
+        return result
     stored = _open_stored(store, allow_incomplete)
     labels = stored.p_diverged if "p_diverged" in stored else stored.diverged
     if method == "auto":
@@ -323,7 +410,7 @@ def dimension_command(store, method, fit_range, as_json, interval, samples, seed
     result, report = measure(stored, method, fit_range=fit_range, interval=interval)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
+        return result
     scale = "level" if method == "dyadic" else "box size"
     lo, hi = result.fit_range
     click.echo(f"{scale:>10s} {'count':>12s}  fitted")
@@ -336,9 +423,11 @@ def dimension_command(store, method, fit_range, as_json, interval, samples, seed
     if "dimension" in uncertain:
         click.echo(f"uncertain set 0 < p < 1: box-count dimension {uncertain['dimension']:.4f} "
                    f"+- {uncertain['stderr'] or math.nan:.4f}")
+    return result
 
 
 def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
+    """``fractalscape dimension --method uncertainty`` of a config or a stored map: prints it, returns the result."""
     from pathlib import Path
 
     from fractalscape.config import read_config, with_overrides
@@ -353,7 +442,7 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
     result = uncertainty(source, samples=samples, seed=seed, precision=precision)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "seconds": time.perf_counter() - start}, indent=2))
-        return
+        return result
     click.echo(f"{'eps':>12s} {'pairs':>10s} {'uncertain':>10s}  fitted")
     lo, hi = result.fit_range
     for eps, pairs, count in zip(result.sizes, result.pairs, result.counts):
@@ -362,40 +451,87 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
     click.echo(f"uncertainty: dimension {result.dimension:.4f}, 95 % interval [{low:.4f}, {high:.4f}] "
                f"(exponent {result.exponent:.4f} along {result.axis}, eps {lo:.2e}..{hi:.2e}, "
                f"{time.perf_counter() - start:.1f} s)")
+    return result
 
 
-@main.command("zoom")
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _CenterCommand(click.Command):
+    """Takes ``--center X Y`` (2-D) or ``--center X`` (1-D): the two numbers are joined into one value."""
+
+    def parse_args(self, ctx, args):
+        args = list(args)
+        for i in range(len(args) - 2):
+            if args[i] == "--center" and _is_number(args[i + 1]) and _is_number(args[i + 2]):
+                args[i + 1:i + 3] = [f"{args[i + 1]} {args[i + 2]}"]
+        return super().parse_args(ctx, args)
+
+
+def _center(text: str | None):
+    if text is None:
+        return None
+    parts = text.replace(",", " ").split()
+    if not 1 <= len(parts) <= 2 or not all(_is_number(p) for p in parts):
+        raise ConfigError(f"--center takes X Y (a 2-D config) or X (a 1-D config), got {text!r}")
+    return tuple(float(p) for p in parts) if len(parts) == 2 else float(parts[0])
+
+
+def _zoom_size(text: str | None):
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)  # a 1-D keyframe's points
+    return _size(text)
+
+
+@main.command("zoom", cls=_CenterCommand)
 @click.argument("config")
 @click.option("--out", "out_dir", required=True, help="Zoom directory: keyframes, zoom.zarr, zoom.mp4, summary.json.")
-@click.option("--center", nargs=2, type=float, default=None, metavar="X Y",
-              help="The point zoomed into (with --outward: out of; default the window's centre).")
+@click.option("--center", default=None, metavar="X [Y]",
+              help="The point zoomed into (with --outward: out of; default the window's centre); "
+                   "one number for a 1-D config.")
 @click.option("--outward", is_flag=True,
               help="Sohl-Dickstein's protocol: CONFIG's window is the last keyframe; start DEPTH decades out.")
 @click.option("--depth", type=float, required=True, help="Decades of zoom (keyframes halve the window).")
 @click.option("--frames-per-doubling", type=int, default=0, show_default=True,
               help="Video frames per halving, by exponential zoom and cross-fade (0: keyframes only).")
-@click.option("--size", default="256x256", show_default=True, help="Keyframe pixels, WIDTHxHEIGHT.")
+@click.option("--size", default=None,
+              help="Keyframe pixels, WIDTHxHEIGHT (default 256x256); a 1-D keyframe's points (default 4097).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--gif", is_flag=True, help="Also write zoom.gif.")
 @click.option("--no-video", is_flag=True, help="Keyframes and dimensions only.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, size, overrides, gif, no_video,
                  progress):
-    """Zoom DEPTH decades into CENTER of a 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable)."""
+    """Zoom DEPTH decades into CENTER of a 1-D or 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable).
+
+    A 1-D CONFIG gives Liu's strips (strips/NNN.png) and per-keyframe dyadic dimensions.
+    """
     from fractalscape.zoom import zoom
 
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        summary = zoom(config, out_dir, center=center, depth=depth, frames_per_doubling=frames_per_doubling,
-                       size=_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress,
+        summary = zoom(config, out_dir, center=_center(center), depth=depth, frames_per_doubling=frames_per_doubling,
+                       size=_zoom_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress,
                        outward=outward)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
         sys.exit(130)
-    pooled = summary["sohl_dickstein"]
-    estimate = (f"pooled median-slope dimension {pooled['dimension']:.4f} +- {pooled['stderr']:.4f} "
-                f"({pooled['slopes']} slopes)" if pooled.get("dimension") is not None else "no pooled dimension")
+    if "dyadic" in summary:
+        pooled = summary["dyadic"]
+        estimate = (f"dyadic dimension median {pooled['dimension']:.4f} over {pooled['frames']} keyframes "
+                    f"({pooled['min']:.4f} .. {pooled['max']:.4f})" if "dimension" in pooled else "no dimension")
+    else:
+        pooled = summary["sohl_dickstein"]
+        estimate = (f"pooled median-slope dimension {pooled['dimension']:.4f} +- {pooled['stderr']:.4f} "
+                    f"({pooled['slopes']} slopes)" if pooled.get("dimension") is not None else "no pooled dimension")
     click.echo(f"{len(summary['frames'])} keyframes ({summary['keyframes_computed']} computed), {estimate}, "
                f"compute {summary['compute_seconds']:.1f} s, encode {summary['encode_seconds']:.1f} s -> {out_dir}")
 
@@ -433,6 +569,7 @@ def audit_command(store, samples, seed, as_json):
 @click.option("--show/--no-show", default=False, help="Open a browser tab.")
 def serve_command(target, address, port, show):
     """Explore TARGET (a config, a preset, or a STORE written by `fractalscape map`) in the browser."""
+    _check_listen(address, port)
     try:
         from fractalscape.dashboard import serve
     except ImportError as err:
@@ -442,6 +579,42 @@ def serve_command(target, address, port, show):
         server.join()
     except KeyboardInterrupt:
         server.stop()
+
+
+def _check_listen(address: str, port: int) -> None:
+    """Refuse, before the server starts, an --address this machine cannot listen on or a --port it cannot take.
+
+    Binds each address ``address`` resolves to as the server will (with
+    ``SO_REUSEADDR``, IPv6 sockets IPv6 only) and lets go: a port another
+    server holds is named here, instead of the server finding someone
+    listening there and printing a URL that is not its own.
+    """
+    import errno
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0 to 65535 (0 picks a free one), got {port}")
+    try:
+        found = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise ConfigError(f"--address {address!r} is not a host name or address of this machine "
+                          f"({getattr(err, 'strerror', None) or err}); pass e.g. 127.0.0.1 or 0.0.0.0") from None
+    for family, kind, proto, _, sockaddr in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"port {port} on {address} is already in use (another dashboard or server?); "
+                                      "stop it, pass another --port, or --port 0 for a free one") from None
+                if err.errno == errno.EACCES:
+                    raise ConfigError(f"port {port} on {address} needs privileges to listen on; pass a --port above "
+                                      "1023, or --port 0 for a free one") from None
+                raise ConfigError(f"cannot listen on {address} port {port} ({err.strerror or err}); pass an "
+                                  "--address of this machine (127.0.0.1, 0.0.0.0) or another --port") from None
 
 
 @main.group("presets", invoke_without_command=True)
@@ -492,3 +665,34 @@ def sweep_command(config, param, values, out_dir, overrides, method, as_json):
         dim = math.nan if row["dimension"] is None else row["dimension"]
         click.echo(f"{row['value']!s:>24s} {dim:>10.4f}  [{low:.4f}, {high:.4f}]")
     click.echo(f"-> {out_dir}/sweep.json, {out_dir}/sweep.png")
+
+
+@main.command("reproduce")
+@click.argument("tile")
+@click.option("--out", "out_dir", required=True, help="Zoom directory (resumable).")
+@click.option("--depth", type=float, default=6.0, show_default=True, help="Decades zoomed out of the tile.")
+@click.option("--size", type=int, default=64, show_default=True, help="Keyframe pixels per side.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (without the zoom's summary).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def reproduce_command(tile, out_dir, depth, size, overrides, as_json, progress):
+    """Sohl-Dickstein's dimension of TILE (an sd-tile-* preset) by his protocol, beside his value.
+
+    Keyframes zoom out of the tile by doubling over DEPTH decades (log axes); the
+    local box-count slopes of all of them are pooled, as his estimate pools them.
+    """
+    from fractalscape.reproduce import reproduce
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    try:
+        result = reproduce(tile, out_dir, depth=depth, size=size, overrides=overrides, progress=progress)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "summary"}, indent=2))
+        return
+    click.echo(f"{tile}: pooled median-slope dimension {result['dimension']:.4f} +- {result['stderr']:.4f} "
+               f"({result['slopes']} slopes over {result['keyframes']} keyframes of {size}x{size}, {depth:g} "
+               f"decades); Sohl-Dickstein 2024: {result['published']:.2f} -> {out_dir}")

@@ -72,6 +72,8 @@ from fractalscape.trainability import RUN_KEYS, descent_settings, trainability
 def _landscape_table(table: dict) -> Model:
     if "name" not in table:
         raise ConfigError("[landscape] is missing the key 'name' (e.g. name = \"cosine-additive\")")
+    if not isinstance(table["name"], str):
+        raise ConfigError(f"[landscape] name must be a string (e.g. name = \"cosine-additive\"), got {table['name']!r}")
     return landscape(table.pop("name"), **table)
 
 

@@ -52,9 +52,11 @@ from numba import njit, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+from fractalscape import kernelcache
 from fractalscape.errors import ConfigError
 from fractalscape.model import CLIP, READOUT_DTYPE, TAIL, Layout, Model, Program
-from fractalscape.optimizers import HYPERPARAMETERS, Layout as OptimizerLayout, Optimizer, get_optimizer, owners
+from fractalscape.optimizers import (HYPERPARAMETERS, OPTIMIZERS, Layout as OptimizerLayout, Optimizer, get_optimizer,
+                                     owners)
 from fractalscape.slots import point_value, slot_table
 
 
@@ -122,12 +124,15 @@ def _highest_power_of_two(n):
 
 
 
-def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool):
+def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool,
+           disk_cache: bool):
     """The block kernel of one program and optimizer: its lanes in lock-step, each refilled when its point stops.
 
     Every quantity of a lane lives in one int64 buffer, one row per
     quantity, the lane index innermost: LLVM then sees that rows cannot
-    overlap and vectorizes without runtime alias checks.
+    overlap and vectorizes without runtime alias checks. With
+    ``disk_cache``, the compiled code of built-in models and optimizers is
+    kept on disk for later processes (:mod:`fractalscape.kernelcache`).
     """
     L, NP = program.lanes, program.n_params
     has_score = program.has_score
@@ -263,6 +268,10 @@ def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, de
                 flags[k] = flag
                 events |= flag
 
+    if disk_cache and program.cache_key is not None and OPTIMIZERS.get(optimizer.name) is optimizer:
+        kernelcache.attach(run_block, "lane-driver", program.cache_key, optimizer.name, n_slots, decay,
+                           detect_cycles)
+
     def run(*args):
         run_block(*args, np.zeros(ROWS * L, np.int64))
 
@@ -271,18 +280,29 @@ def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, de
 
 
 @lru_cache(maxsize=None)
-def block_kernel(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool):
-    """The compiled block kernel of a program and optimizer, built once per process."""
-    return _build(program, optimizer, n_slots, decay, detect_cycles)
+def block_kernel(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, detect_cycles: bool,
+                 disk_cache: bool):
+    """The compiled block kernel of a program and optimizer, built once per process (pass every argument)."""
+    return _build(program, optimizer, n_slots, decay, detect_cycles, disk_cache)
 
 
 def model_kernel(model: Model, precision: str = "libm", optimizer="gd", *, decay: bool = False,
-                 detect_cycles: bool = True, structure=None):
-    """The block kernel :func:`run_block` uses for ``model`` (its ``compiled`` attribute is the numba function)."""
+                 detect_cycles: bool = True, structure=None, disk_cache: bool = True):
+    """The block kernel :func:`run_block` uses for ``model`` (its ``compiled`` attribute is the numba function).
+
+    Code loaded from the disk cache cannot be inspected: ``disk_cache=False``
+    gives a twin compiled in this process for every signature the run's
+    kernel has been called with, whose ``compiled.inspect_llvm()`` works.
+    """
     optimizer = get_optimizer(optimizer)
     structure = dict(model.defaults(), **(structure or {}))
     program = model.program({s: int(structure[s]) for s in model.structural()}, precision)
-    return block_kernel(program, optimizer, len(slot_names(model, optimizer)), decay, detect_cycles)
+    args = (program, optimizer, len(slot_names(model, optimizer)), bool(decay), bool(detect_cycles))
+    kernel = block_kernel(*args, bool(disk_cache))
+    if not disk_cache:
+        for signature in block_kernel(*args, True).compiled.signatures:
+            kernel.compiled.compile(signature)
+    return kernel
 
 
 def slot_names(model: Model, optimizer="gd") -> tuple[str, ...]:
@@ -414,7 +434,7 @@ def _split_structural(model, optimizer, vector, table, coords, steps, threshold,
     model.check_structure(structure)
     program = model.program(structure, precision)
     decay = bool(table[:, names.index("weight_decay")].any() or vector[names.index("weight_decay")] != 0.0)
-    kernel = block_kernel(program, optimizer, len(names), decay, bool(detect_cycles))
+    kernel = block_kernel(program, optimizer, len(names), decay, bool(detect_cycles), True)
     shape = tuple(len(c) for c in coords)
     padded = coords + [np.zeros(1)] * (3 - len(coords))
     slots = np.zeros((3, len(names)), dtype=np.bool_)

@@ -90,6 +90,9 @@ class Program(NamedTuple):
     has_score: bool
     lanewise: bool  # gradient(buf, data, k, threshold) of one lane, fused with its update (else all lanes)
     build: Callable[[Layout], tuple[Callable, Callable, Callable]]
+    #: Plain values that identify the compiled code in any process (the kernel is then
+    #: kept on disk, see :mod:`fractalscape.kernelcache`); None: compiled in every process.
+    cache_key: tuple | None = None
 
 
 class Model(abc.ABC):

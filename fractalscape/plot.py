@@ -1,20 +1,23 @@
 """The PNG ``fractalscape map`` writes: 1-D maps with matplotlib, 2-D and 3-D with datashader.
 
-A 1-D map larger than the picture is read with a stride, so only the points
-shown are loaded; 2-D maps go through :func:`fractalscape.render.render`,
-which aggregates every point block by block.
+A 1-D map larger than the picture is drawn from its coarsest overview level
+of at least ``MAX_POINTS_1D / 2`` cells (:mod:`fractalscape.overviews`: each
+cell's mean escape step, diverged where most of its points are), or, without
+overviews, read with a stride, so only the points shown are loaded; 2-D maps
+go through :func:`fractalscape.render.render`, which reads the coarsest
+overview level that fills the picture, or aggregates every point block by
+block. Figures are drawn by Agg outside pyplot, so the caller's matplotlib
+backend is left as it is.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+from fractalscape.render import agg_figure, render
 
 #: Most points read along the axis of a 1-D map.
 MAX_POINTS_1D = 2**16
@@ -46,7 +49,7 @@ def plot_map(ds: xr.Dataset, path) -> None:
     >>> os.path.getsize(path) > 0
     True
     """
-    from fractalscape.render import render
+    from fractalscape.overviews import overview_for
 
     if "p_diverged" in ds:
         _plot_probability(ds, path)
@@ -58,11 +61,20 @@ def plot_map(ds: xr.Dataset, path) -> None:
         render(ds, *SIZE_2D, path=path)
         return
     step = max(1, math.ceil(ds.sizes[dims[0]] / MAX_POINTS_1D))
-    ds = ds.isel({dims[0]: slice(None, None, step)})
-    escape = ds.escape_step.values
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
+    level = overview_for(ds, (MAX_POINTS_1D // 2,), (None,)) if step > 1 else None
+    if level is not None:
+        diverged = level.fraction_diverged.values >= 0.5
+        escape = np.where(diverged, level.escape_step.values, -1)
+        shown = f"means over cells of {level.attrs['overview_factor']} points"
+        ds = level
+    else:
+        ds = ds.isel({dims[0]: slice(None, None, step)})
+        escape = ds.escape_step.values
+        diverged = escape >= 0
+        shown = f"every {step}th point shown"
+    fig = agg_figure(8, 6, 120, layout=None)
+    ax = fig.add_subplot()
     x, xlabel = _axis_values(ds[dims[0]])
-    diverged = escape >= 0
     ax.scatter(x[diverged], escape[diverged] + 1, s=0.5, c="tab:red", lw=0, label="diverged")
     ax.scatter(x[~diverged], np.full((~diverged).sum(), 0.5), s=0.5, c="tab:blue", lw=0,
                label="converged (never escaped)")
@@ -72,17 +84,15 @@ def plot_map(ds: xr.Dataset, path) -> None:
     ax.legend(loc="upper left", markerscale=10)
     title = f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps')} steps"
     if step > 1:
-        title += f" (every {step}th point shown)"
+        title += f" ({shown})"
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
+
 
 
 def _plot_probability(ds: xr.Dataset, path) -> None:
     """An ensemble map: 1-D, p_diverged with its Wilson band; 2-D, rendered (converged blue, diverged red)."""
-    from fractalscape.render import render
-
     dims = ds.p_diverged.dims
     if len(dims) == 2:
         render(ds, *SIZE_2D, path=path)
@@ -90,7 +100,8 @@ def _plot_probability(ds: xr.Dataset, path) -> None:
     step = max(1, math.ceil(ds.sizes[dims[0]] / MAX_POINTS_1D))
     ds = ds.isel({dims[0]: slice(None, None, step)})
     x, xlabel = _axis_values(ds[dims[0]])
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    fig = agg_figure(8, 5, 120, layout=None)
+    ax = fig.add_subplot()
     ax.fill_between(x, ds.p_low.values, ds.p_high.values, color="tab:purple", alpha=0.25, lw=0,
                     label="Wilson 95 % interval")
     ax.plot(x, ds.p_diverged.values, color="tab:purple", lw=0.6, label="p_diverged")
@@ -102,4 +113,3 @@ def _plot_probability(ds: xr.Dataset, path) -> None:
                  f"{ds.p_diverged.attrs.get('ensemble', '')}" + (f" (every {step}th point shown)" if step > 1 else ""))
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -16,6 +16,22 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def remaining(done: int, total: int, since_first: float) -> float | None:
+    """Seconds left at the pace of the blocks after the first, or None before there is one.
+
+    The first block's time holds the kernels' compilation (in each process),
+    which the blocks after it do not pay: it is left out of the pace.
+
+    >>> remaining(1, 10, 0.0) is None
+    True
+    >>> remaining(5, 10, 8.0)   # 4 blocks in 8 s after the first: 5 left at 2 s each
+    10.0
+    """
+    if done < 2 or done >= total:
+        return None
+    return since_first / (done - 1) * (total - done)
+
+
 class BlockProgress(Callback):
     """Counts finished block writes; prints ``blocks done/total, elapsed, ETA`` to stderr.
 
@@ -39,6 +55,7 @@ class BlockProgress(Callback):
         self.done = 0
         self.elapsed = 0.0
         self._t0 = 0.0
+        self._t_first = 0.0  # when the first block finished
         self._shown_at = 0.0
 
     def __enter__(self):
@@ -56,16 +73,17 @@ class BlockProgress(Callback):
         if str(name).startswith(self.task_prefix):
             self.done += 1
             now = time.perf_counter()
+            if self.done == 1:
+                self._t_first = now
             if self.enabled and now - self._shown_at >= REFRESH:
                 self._shown_at = now
                 self._show()
 
     def _show(self, final: bool = False):
-        elapsed = time.perf_counter() - self._t0
-        if self.done and self.done < self.total:
-            eta = f", ETA {_clock(elapsed / self.done * (self.total - self.done))}"
-        else:
-            eta = ""
+        now = time.perf_counter()
+        elapsed = now - self._t0
+        left = remaining(self.done, self.total, now - self._t_first)
+        eta = f", ETA {_clock(left)}" if left is not None else ""
         end = "\n" if final else "\r"
         self.stream.write(f"blocks {self.done}/{self.total}, elapsed {_clock(elapsed)}{eta}   {end}")
         self.stream.flush()

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from fractalscape import accessor  # noqa: F401  (registers ds.fractalscape on every map's Dataset)
 from fractalscape._version import __version__
 from fractalscape.ensemble import ensemble_variables, shifted_block, ulp_targets
 from fractalscape.errors import ConfigError, check_finite

@@ -37,3 +37,12 @@ def test_reproduction_benchmark_smoke():
 @pytest.mark.parametrize("script", ["bench_uncertainty.py", "bench_audit.py"])
 def test_issue_benchmarks_smoke(script):
     assert _run(script, "--smoke").strip()
+
+
+@pytest.mark.slow
+def test_startup_and_compile_cache_benchmarks_smoke():
+    startup = [json.loads(line) for line in _run("bench_startup.py", "--smoke").splitlines()]
+    assert [r["command"] for r in startup] == ["python -c pass", "import fractalscape", "fractalscape --help"]
+    assert all(r["wall_s"] > 0 for r in startup)
+    cache = json.loads(_run("bench_compile_cache.py", "--smoke").splitlines()[-1])
+    assert cache["points"] == 64 and cache["first_s"] > 0 and cache["ratio"] > 0

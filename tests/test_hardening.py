@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -230,3 +232,108 @@ def test_the_lock_file_names_this_process(tmp_path):
     with output_lock(tmp_path):
         assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
     assert not (tmp_path / ".lock").exists()
+
+
+class _NotADaskScheduler:
+    """A TCP server on a free loopback port that accepts connections and then says nothing, or ``reply``."""
+
+    def __init__(self, reply: bytes = b""):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.reply = reply
+        self.accepted = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:  # closed
+                return
+            self.accepted.append(conn)
+            if self.reply:
+                conn.sendall(self.reply)
+
+    def close(self):
+        self.socket.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "reply, message",
+    [(b"", "accepted a connection but gave no dask handshake within 13 s: it is not a dask scheduler"),
+     (b"HTTP/1.1 400 Bad Request\r\n\r\n" * 4, "answered, but not as a dask scheduler")],
+    ids=["silent", "http"],
+)
+def test_a_scheduler_address_that_is_not_a_dask_scheduler_fails_in_bounded_time(tmp_path, quadratic, reply, message):
+    server = _NotADaskScheduler(reply)
+    try:
+        start = time.monotonic()
+        proc = run("map", quadratic, "--out", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{server.port}")
+        seconds = time.monotonic() - start
+    finally:
+        server.close()
+    assert_refused(proc, message)
+    assert server.accepted, "the test server was never connected to"
+    assert seconds < 30  # 13 s of handshake at most, plus the start of python
+    assert not (tmp_path / "out").exists()  # refused before --out is created
+
+
+@pytest.mark.slow
+def test_workers_start_and_stop_without_warnings(tmp_path, quadratic):
+    # Another server on distributed's default dashboard port must not matter, nor a busy machine at close.
+    try:
+        holder = socket.create_server(("127.0.0.1", 8787))
+    except OSError:
+        holder = None  # something already holds 8787: the same condition
+    try:
+        proc = run("map", quadratic, "--out", tmp_path / "out", "--workers", "2")
+    finally:
+        if holder is not None:
+            holder.close()
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "summary.json").is_file()
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["scheduler"] == "LocalCluster(2 workers)"
+    for noise in ("is already in use", "still alive", "killing", "WARNING", "Traceback", "Warning"):
+        assert noise not in proc.stderr, proc.stderr
+
+
+def test_dimension_plot_is_drawn_atomically_and_a_bad_path_is_refused_first(tmp_path, stored_2d):
+    plot = tmp_path / "plots" / "dimension.png"
+    plot.parent.mkdir()
+    plot.write_bytes(b"old")
+    proc = run("dimension", stored_2d, "--fit-range", "1", "8", "--no-interval", "--plot", plot)
+    assert proc.returncode == 0, proc.stderr
+    assert f"log-log plot -> {plot}" in proc.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in plot.parent.iterdir()] == ["dimension.png"]
+    with_json = run("dimension", stored_2d, "--fit-range", "1", "8", "--no-interval", "--json", "--plot",
+                    tmp_path / "j.png")
+    assert json.loads(with_json.stdout)["method"] == "boxcount"  # stdout stays pure JSON
+    assert (tmp_path / "j.png").read_bytes()[:4] == b"\x89PNG"
+    # a measurement that fails after the checks leaves the old plot and no temporary file
+    failed = run("dimension", stored_2d, "--fit-range", "64", "64", "--no-interval", "--plot", plot)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in plot.parent.iterdir()] == ["dimension.png"]
+    # a bad --plot is refused before the store is opened: a missing store is not what is reported
+    # (every kind of bad path: tests/test_bad_input_suite.py)
+    assert_refused(run("dimension", tmp_path / "nothing", "--plot", tmp_path / "nodir" / "d.png"),
+                   f"--plot '{tmp_path / 'nodir' / 'd.png'}': the directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.png", "map2d", "plots"]
+
+
+def test_serve_on_a_port_in_use_is_refused_naming_the_port(tmp_path):
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        proc = subprocess.run(command("serve", "liu-multiplicative-2d", "--port", port), capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        taken.close()
+    assert_refused(proc, f"port {port} on 127.0.0.1 is already in use")
+    assert "--port 0 for a free one" in proc.stderr
+    assert proc.stdout == ""  # no URL (it would be the other server's)
+    for args, message in [(["--port", "70000"], "--port must be 0 to 65535"),
+                          (["--address", "no-such-host.invalid"], "is not a host name or address of this machine")]:
+        assert_refused(run("serve", "liu-multiplicative-2d", *args), message)

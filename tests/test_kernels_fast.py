@@ -163,7 +163,7 @@ def test_fast_lane_loop_is_vectorized(land):
     # or a coordinate loop LLVM cannot unroll in time keeps the kernel scalar,
     # 6x slower for dim=2; only the lane loop can produce a vector body.
     _run(land, ["lr"], [np.linspace(0.0, 1.5, 65)], steps=10)
-    assert "vector.body" in "".join(model_kernel(land, "fast").compiled.inspect_llvm().values())
+    assert "vector.body" in "".join(model_kernel(land, "fast", disk_cache=False).compiled.inspect_llvm().values())
 
 
 def test_cycle_exit_final_loss_follows_the_cycle_phase():

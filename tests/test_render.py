@@ -9,6 +9,7 @@ import pytest
 import fractalscape as fs
 from fractalscape.render import aggregate, render, shade
 from fractalscape.store import write_map
+from tests.helpers import raise_if_dask_computes
 
 
 def _map(chunk=16, **axis):
@@ -105,7 +106,9 @@ def test_render_refuses_1d_maps():
 def test_network_maps_render_in_sohl_dickstein_colours(tmp_path):
     from PIL import Image
 
-    raw = fs.config.read_config("sd-tanh")
+    from fractalscape.config import read_config
+
+    raw = read_config("sd-tanh")
     raw = {**raw, "network": {**raw["network"], "width": 4}, "descent": {**raw["descent"], "steps": 40},
            "axis": [{**a, "num": 40, "chunk": 40} for a in raw["axis"]]}
     ds = fs.open_config(raw).compute()
@@ -121,3 +124,85 @@ def test_network_maps_render_in_sohl_dickstein_colours(tmp_path):
     with pytest.raises(fs.ConfigError, match="reads a network map's score"):
         fs.render(fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0, 1, 4), fs.Axis("x0", 0, 1, 4)])),
                   10, 10, colors="sohl-dickstein")
+
+
+def test_render_leaves_the_backend_alone_and_leaks_no_figures(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from fractalscape.plot import plot_map
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend render must not switch away from (a notebook's, say)
+    try:
+        ds = _map().compute()
+        fig = render(ds, 48, 32, path=tmp_path / "a.png")
+        plot_map(ds, tmp_path / "b.png")
+        plot_map(fs.trainability(fs.landscape("quadratic"), fs.Grid([fs.Axis("lr", 0.0, 1.5, 31)]), steps=50),
+                 tmp_path / "c.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == []
+        assert fig.canvas.get_default_filetype() == "png" and (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)
+
+
+def test_a_stored_map_renders_from_the_coarsest_level_that_fills_the_picture(tmp_path):
+    grid = fs.Grid([fs.Axis("lr", 0.05, 1.5, 200, chunk=13), fs.Axis("x0", -2.0, 2.0, 136, chunk=17)])
+    write_map(fs.trainability(fs.landscape("cosine-multiplicative"), grid, steps=100), tmp_path)
+    stored = fs.open_map(tmp_path)  # overview levels of 4 (50 x 34 cells) and 8 (25 x 17)
+    with raise_if_dask_computes():  # the full-resolution map is never read
+        coarse, fine = aggregate(stored, 25, 17), aggregate(stored, 26, 17)
+    assert (coarse.attrs["overview_factor"], fine.attrs["overview_factor"]) == (8, 4)
+    points = stored.compute()
+    full = aggregate(points, 50, 34)  # from the points themselves, 4 x 4 to a pixel
+    level = aggregate(stored, 50, 34)
+    assert level.attrs["overview_factor"] == 4
+    for name in ("fraction_diverged", "escape_step", "log10_final_loss"):
+        np.testing.assert_allclose(level[name].values, full[name].values, rtol=1e-5, atol=1e-5, err_msg=name)
+    assert aggregate(stored, 51, 34).attrs["overview_factor"] == 1  # finer than every level: the points
+    notes = []
+    zoomed = aggregate(stored, 80, 40, x_range=(0.1, 0.5), notes=notes)
+    inside = int(((points.lr >= 0.1) & (points.lr <= 0.5)).sum())
+    assert zoomed.attrs["upsampled"] == 1
+    assert notes == [f"note: upsampled: the window holds {inside} x 136 stored points for 80 x 40 pixels "
+                     "(fractalscape render --recompute computes it at that resolution)"]
+
+
+def test_render_cli_marks_upsampled_windows_and_recomputes_them(tmp_path):
+    from PIL import Image
+
+    write_map(_map(), tmp_path / "run")
+    out = tmp_path / "w.png"
+
+    def comment():
+        with Image.open(out) as image:
+            return image.info.get("Comment", "")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "fractalscape", "render", str(tmp_path / "run"), "--out",
+                               str(out), "--size", "80x60", "--x-range", "0.5", "0.6", *args],
+                              capture_output=True, text=True)
+
+    proc = cli()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "upsampled: the window holds 7 x 64 stored points" in proc.stderr
+    assert "upsampled" in comment()
+    proc = cli("--recompute")
+    assert proc.returncode == 0, proc.stderr
+    assert "recomputing the window at 80 x 60 points" in proc.stderr and "upsampled" not in proc.stderr
+    assert comment() == ""
+    recomputed = fs.trainability(fs.landscape("cosine-multiplicative"),
+                                 fs.Grid([fs.Axis("lr", 0.5, 0.6, 80), fs.Axis("x0", -2.0, 2.0, 60)]), steps=100)
+    assert 0 < float(recomputed.diverged.mean()) < 1
+    floor = cli("--recompute", "--x-range", "0.5", "0.5000000000000001")
+    assert floor.returncode == 2 and floor.stderr.count("\n") == 1
+    assert "past the float64 floor" in floor.stderr and "Traceback" not in floor.stderr
+
+
+def test_render_leaves_a_lazy_map_lazy():
+    land = fs.landscape("cosine-additive", delta=0.2, wavelength=0.1)
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 40, chunk=16), fs.Axis("x0", -1.0, 1.0, 30, chunk=16)])
+    ds = fs.trainability(land, grid, steps=50)
+    fs.render(ds, width=40, height=30)
+    assert all(var.chunks is not None for var in ds.data_vars.values())

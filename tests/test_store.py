@@ -7,12 +7,13 @@ import subprocess
 import sys
 import time
 
+import dask
 import numpy as np
 import pytest
 import zarr
 
 import fractalscape as fs
-from fractalscape.store import DONE_DIR, MAP_NAME, write_map
+from fractalscape.store import DONE_DIR, MAP_NAME, stored_final_loss, write_map
 
 VARIABLES = ("diverged", "escape_step", "final_loss")
 
@@ -29,8 +30,12 @@ def _config(num0=60, num1=50, chunk=16, steps=200):
 
 
 def _assert_same_map(stored, expected):
+    """``stored`` (a compact store) holds ``expected`` (computed in memory): its losses as the store keeps them."""
     for name in VARIABLES:
-        np.testing.assert_array_equal(stored[name].values, expected[name].values)
+        assert stored[name].dtype == expected[name].dtype, name
+    np.testing.assert_array_equal(stored.diverged.values, expected.diverged.values)
+    np.testing.assert_array_equal(stored.escape_step.values, expected.escape_step.values)
+    assert stored.final_loss.values.tobytes() == stored_final_loss(expected.final_loss.values).tobytes()
     for name in expected.coords:
         np.testing.assert_array_equal(stored[name].values, expected[name].values)
 
@@ -195,3 +200,95 @@ def test_write_map_runs_each_blocks_kernel_once(tmp_path):
     with KernelTasks():
         write_map(ds, tmp_path / "run")
     assert len(started) == len(set(started)) == ds.diverged.data.numblocks[0] == 6
+
+
+def _store_bytes(out) -> int:
+    return sum(p.stat().st_size for p in (out / MAP_NAME).rglob("*") if p.is_file())
+
+
+def _write_format_1(ds, out):
+    """A map as fractalscape wrote it before compact stores and overviews: float64 losses, int32 steps."""
+    encoding = {name: {"chunks": [c[0] for c in var.chunks]} for name, var in ds.variables.items() if var.chunks}
+    ds.assign_attrs(every_chunk_written=1).to_zarr(out / MAP_NAME, consolidated=False, encoding=encoding)
+    (out / DONE_DIR).mkdir()
+    for index in np.ndindex(*ds.diverged.data.numblocks):
+        (out / DONE_DIR / ".".join(map(str, index))).touch()
+
+
+def test_compact_store_layout_and_a_full_float64_copy_on_request(tmp_path):
+    config = _config(num0=40, num1=30, chunk=16, steps=300)
+    ds = fs.open_config(config)
+    expected = ds.compute()
+    write_map(ds, tmp_path / "compact")
+    group = zarr.open_group(tmp_path / "compact" / MAP_NAME, mode="r")
+    assert {name: str(group[name].dtype) for name in ("diverged", "escape_step", "final_loss_log10",
+                                                      "final_loss_negative")} == {
+        "diverged": "bool", "escape_step": "int16", "final_loss_log10": "float32", "final_loss_negative": "bool"}
+    assert "final_loss" not in group and group.attrs["store_format"] == 2
+    finite = np.isfinite(expected.final_loss.values) & (expected.final_loss.values != 0)
+    log10 = np.log10(np.abs(expected.final_loss.values[finite]))
+    assert np.abs(group["final_loss_log10"][...][finite] - log10).max() <= 2.0**-11 * (1 + 1e-6)
+    stored = fs.open_map(tmp_path / "compact")
+    _assert_same_map(stored, expected)
+    relative = np.abs(stored.final_loss.values[finite] / expected.final_loss.values[finite] - 1)
+    assert 0 < relative.max() <= 10 ** 2.0**-11 - 1 + 1e-12
+    write_map(ds, tmp_path / "full", full_loss=True)
+    full = fs.open_map(tmp_path / "full")
+    assert full.final_loss.values.tobytes() == expected.final_loss.values.tobytes()
+    assert zarr.open_group(tmp_path / "full" / MAP_NAME, mode="r")["final_loss"].dtype == np.float64
+    assert set(full.data_vars) == set(stored.data_vars) == set(VARIABLES)
+    # 40000 steps do not fit int16: escape_step stays int32 (and reads back exactly)
+    long = fs.open_config({**config, "descent": {"steps": 40000}})
+    write_map(long, tmp_path / "long")
+    assert zarr.open_group(tmp_path / "long" / MAP_NAME, mode="r")["escape_step"].dtype == np.int32
+    np.testing.assert_array_equal(fs.open_map(tmp_path / "long").escape_step.values, long.escape_step.values)
+
+
+def test_stores_of_the_same_map_are_bit_identical_whatever_the_chunking_or_scheduler(tmp_path):
+    from fractalscape.overviews import GROUP
+
+    def stored_bytes(out):
+        group = zarr.open_group(out / MAP_NAME, mode="r")
+        arrays = {name: group[name][...].tobytes() for name, _ in group.arrays()}
+        for factor, level in group[GROUP].groups():
+            arrays.update({f"{factor}/{name}": level[name][...].tobytes() for name, _ in level.arrays()})
+        return arrays
+
+    runs = {}
+    for chunk, scheduler in ((64, "sync"), (13, "threads"), (29, "processes")):
+        config = _config(num0=64, num1=72, chunk=chunk, steps=300)
+        with dask.config.set(scheduler=scheduler):
+            write_map(fs.open_config(config), tmp_path / f"{chunk}")
+        runs[chunk] = stored_bytes(tmp_path / f"{chunk}")
+    assert {"4/fraction_diverged", "4/log10_final_loss", "final_loss_log10"} <= set(runs[64])
+    assert runs[13] == runs[64] and runs[29] == runs[64]
+
+
+def test_stores_written_before_compact_ones_are_still_read(tmp_path):
+    ds = fs.open_config(_config(num0=40, num1=30, chunk=16, steps=300))
+    expected = ds.compute()
+    _write_format_1(expected.chunk(16), tmp_path)
+    assert zarr.open_group(tmp_path / MAP_NAME, mode="r")["final_loss"].dtype == np.float64
+    stored = fs.open_map(tmp_path)
+    for name in VARIABLES:
+        assert stored[name].values.tobytes() == expected[name].values.tobytes(), name
+    assert write_map(ds, tmp_path)["blocks_computed"] == 0  # a resume keeps the store's own layout
+    assert fs.open_map(tmp_path).final_loss.values.tobytes() == expected.final_loss.values.tobytes()
+
+
+def test_a_compact_store_takes_at_most_2_5_bytes_a_point(tmp_path):
+    # liu-multiplicative-2d at a quarter of its points (docs/benchmarks.md measures the presets)
+    config = _config(num0=512, num1=512, chunk=256, steps=1000)
+    write_map(fs.open_config(config), tmp_path)
+    assert _store_bytes(tmp_path) / 512**2 <= 2.5
+
+
+def test_an_in_memory_map_is_written_as_one_block(tmp_path):
+    land = fs.landscape("cosine-additive", delta=0.2, wavelength=0.1)
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 33, chunk=10), fs.Axis("x0", -1.0, 1.0, 17, chunk=5)])
+    computed = fs.trainability(land, grid, steps=100).compute()
+    info = fs.write_map(computed, tmp_path)
+    stored = fs.open_map(tmp_path)
+    assert info["blocks_total"] == 1 and info["points"] == 33 * 17
+    for name in ("diverged", "escape_step"):
+        np.testing.assert_array_equal(stored[name].values, computed[name].values)

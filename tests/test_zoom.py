@@ -13,6 +13,7 @@ import xarray as xr
 from PIL import Image
 
 import fractalscape as fs
+from fractalscape.store import stored_final_loss
 from fractalscape.zoom import color_scale, colorize, open_stack, pooled_median_slope, zoom
 from fractalscape.zoom.windows import ULP_FLOOR, check_zoom
 
@@ -47,8 +48,9 @@ def test_keyframes_equal_maps_computed_directly_at_their_windows(zoomed):
             axis.update(start=c + (axis["start"] - c) / 2**k, stop=c + (axis["stop"] - c) / 2**k, num=num)
         expected = fs.open_config(raw).compute()
         frame = stack.isel(frame=k)
-        for name in ("diverged", "escape_step", "final_loss"):
+        for name in ("diverged", "escape_step"):
             np.testing.assert_array_equal(frame[name].values, expected[name].values.T)
+        np.testing.assert_array_equal(frame.final_loss.values, stored_final_loss(expected.final_loss.values.T))
         np.testing.assert_array_equal(frame.lr.values, expected.lr.values)
         np.testing.assert_array_equal(frame.x0.values, expected.x0.values)
         assert summary["frames"][k]["fraction_diverged"] == pytest.approx(float(expected.diverged.mean()))
@@ -224,13 +226,14 @@ def test_bad_input_is_refused_before_computing(tmp_path, kwargs, message):
     assert not (tmp_path / "z").exists()
 
 
-def test_configs_without_two_swept_axes_are_refused(tmp_path):
-    with pytest.raises(fs.ConfigError, match="1-D zooms .* are not implemented"):
-        zoom("liu-multiplicative", tmp_path / "a", center=0.5, depth=1.0)
+def test_configs_with_three_swept_axes_are_refused(tmp_path):
     three = _config()
     three["axis"].append({"name": "delta", "start": 0.1, "stop": 0.3, "num": 3})
-    with pytest.raises(fs.ConfigError, match="exactly two swept axes, this one has lr, x0, delta"):
+    with pytest.raises(fs.ConfigError, match="one or two swept axes, this one has lr, x0, delta"):
         zoom(three, tmp_path / "b", center=(0.5, 0.0), depth=1.0)
+    with pytest.raises(fs.ConfigError, match=r"center must be one number \(axis 'lr'\)"):
+        zoom("liu-multiplicative", tmp_path / "a", center=(0.5, 0.1), depth=1.0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_a_directory_holding_another_zoom_is_refused(tmp_path):
@@ -254,3 +257,81 @@ def test_outward_zoom_ends_at_the_configs_window(tmp_path):
     assert last["lr"] == pytest.approx([0.75, 0.76], abs=1e-15) and last["x0"] == pytest.approx([0.1, 0.11], abs=1e-15)
     first = summary["frames"][0]["window"]
     assert first["lr"][1] - first["lr"][0] == pytest.approx(0.01 * 2**len(summary["frames"][1:]), rel=1e-9)
+
+
+def _config_1d(steps=200):
+    return {"landscape": {"name": "cosine-multiplicative", "delta": 0.2, "wavelength": 0.1},
+            "descent": {"steps": steps, "x0": 1.0},
+            "axis": [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 2**8 + 1, "chunk": 100}]}
+
+
+def test_1d_zoom_keyframes_strips_and_dyadic_dimensions(tmp_path):
+    # Liu's strips: each keyframe is the map of its window, measured by the dyadic count, drawn as a strip.
+    center, n_points = 0.9, 2**9 + 1
+    summary = zoom(_config_1d(), tmp_path, center=center, depth=0.6, size=n_points, frames_per_doubling=2)
+    stack = open_stack(tmp_path)
+    n = summary["halvings"]
+    assert stack.diverged.dims == ("frame", "x") and stack.sizes == {"frame": n + 1, "x": n_points}
+    dyadic = []
+    for k in range(n + 1):
+        raw = _config_1d()
+        axis = raw["axis"][0]
+        axis.update(start=center + (axis["start"] - center) / 2**k, stop=center + (axis["stop"] - center) / 2**k,
+                    num=n_points)
+        expected = fs.open_config(raw).compute()
+        frame = stack.isel(frame=k)
+        for name in ("diverged", "escape_step"):
+            np.testing.assert_array_equal(frame[name].values, expected[name].values)
+        np.testing.assert_array_equal(frame.final_loss.values, stored_final_loss(expected.final_loss.values))
+        result = fs.dimension(expected.diverged.values, "dyadic")
+        assert summary["frames"][k]["dyadic"]["dimension"] == result.dimension
+        dyadic.append(result.dimension)
+    assert summary["dyadic"]["dimension"] == pytest.approx(float(np.median(dyadic)))
+    _assert_halving(stack.assign(y_start=stack.x_start, y_stop=stack.x_stop), (center, center))
+    # one strip per keyframe, each held for frames_per_doubling frames of the video
+    assert summary["files"] == ["zoom.mp4", *(f"strips/{k:03d}.png" for k in range(n + 1))]
+    with av.open(str(tmp_path / "zoom.mp4")) as container:
+        assert len(list(container.decode(video=0))) == summary["video_frames"] == 2 * (n + 1)
+    with Image.open(tmp_path / "strips" / "000.png") as strip:
+        picture = np.asarray(strip.convert("RGB")).astype(int)
+    assert picture.shape == (384, 1024, 3)
+    # the label band: the left end (lr near 0) converges, blue; the right end (lr = 1.5) diverges, red
+    band = picture[int(384 * 0.15)]
+    blue, red = np.array([0x32, 0x88, 0xBD]), np.array([0xD5, 0x3E, 0x4F])
+    assert np.abs(band[100] - blue).sum() < 30 and np.abs(band[-30] - red).sum() < 30
+
+
+def test_1d_zoom_bad_input_is_refused_before_computing(tmp_path):
+    with pytest.raises(fs.ConfigError, match=r"center must be one number \(axis 'lr'\)"):
+        zoom(_config_1d(), tmp_path / "a", center=(0.9, 0.1), depth=0.6)
+    with pytest.raises(fs.ConfigError, match="from 2 to 16777217 points, got 1"):
+        zoom(_config_1d(), tmp_path / "b", center=0.9, depth=0.6, size=1)
+    with pytest.raises(fs.ConfigError, match="float64 floor on axis 'lr'"):
+        zoom(_config_1d(), tmp_path / "c", center=0.9, depth=16, size=2**12 + 1)
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_zoom_command_takes_one_centre_number_for_a_1d_config(tmp_path):
+    from click.testing import CliRunner
+
+    from fractalscape.cli import main
+
+    config = tmp_path / "one.toml"
+    config.write_text('[landscape]\nname = "cosine-multiplicative"\n[descent]\nsteps = 100\nx0 = 1.0\n'
+                      '[[axis]]\nname = "lr"\nstart = 0.0\nstop = 1.5\nnum = 65\n')
+    result = CliRunner().invoke(main, ["zoom", str(config), "--out", str(tmp_path / "z"), "--center", "0.9",
+                                       "--depth", "0.3", "--size", "129", "--no-video", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "z" / "summary.json").read_text())
+    assert summary["size"] == [129] and summary["center"] == [0.9] and "dyadic" in summary
+    assert "dyadic dimension median" in result.output
+    # a second number is refused for a 1-D config, with the fix
+    result = CliRunner().invoke(main, ["zoom", str(config), "--out", str(tmp_path / "y"), "--center", "0.9", "0.1",
+                                       "--depth", "0.3"])
+    assert result.exit_code == 2 and "center must be one number (axis 'lr')" in result.output
+    assert not (tmp_path / "y").exists()
+
+
+def test_the_centre_defaults_to_the_windows_centre(tmp_path):
+    summary = zoom(_config(steps=20, lr_scale="log"), tmp_path, depth=0.3, size=(8, 8), video=False)
+    assert summary["center"] == pytest.approx([math.sqrt(0.01 * 1.5), 0.0])

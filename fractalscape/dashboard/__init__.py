@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import time
 
-from fractalscape.dashboard.window import Source, open_source
+from fractalscape.dashboard.window import Source, check_view_request, open_source
 
 __all__ = ["build_app", "serve"]
 
@@ -26,11 +26,11 @@ START_TIMEOUT = 30.0
 def _app(source: Source, width: int, height: int):
     from fractalscape.dashboard.app import Explorer
 
-    return Explorer(source, width, height).layout
+    return Explorer(source, width, height)
 
 
 def build_app(target, *, width: int = 600, height: int = 450):
-    """The dashboard's Panel layout for a map or config.
+    """The dashboard of a map or config: a Panel viewable that computes its first view when shown.
 
     Parameters
     ----------
@@ -38,12 +38,16 @@ def build_app(target, *, width: int = 600, height: int = 450):
         An output directory of ``fractalscape map`` (or its ``map.zarr``), a
         TOML config path, a preset name, a config dict, or a map Dataset.
     width, height : int
-        Plot area in screen pixels; recomputed windows have one point per pixel.
+        Plot area in screen pixels; recomputed windows have one point per pixel
+        (at most 2**21 points in all; each side at least 2).
 
     Returns
     -------
-    panel.Row
-        Controls, the zoomable map, and the boundary panel.
+    fractalscape.dashboard.app.Explorer
+        Displays as its ``layout`` (a ``panel.Row``: controls, the zoomable
+        map, the boundary panel). Outside a server its first view starts
+        computing at once, on the dashboard's worker thread; ``close()``
+        stops it (``close(wait=True)`` waits until nothing of it runs).
 
     Examples
     --------
@@ -52,8 +56,10 @@ def build_app(target, *, width: int = 600, height: int = 450):
     ...                  "axis": [{"name": "lr", "start": 0.0, "stop": 1.5, "num": 64},
     ...                           {"name": "x0", "start": -2.0, "stop": 2.0, "num": 48}]},
     ...                 width=64, height=48)
-    >>> app.name
+    >>> app.layout.name
     'fractalscape'
+    >>> app.close(wait=True)
+    True
     """
     return _app(open_source(target), width, height)
 
@@ -110,11 +116,12 @@ def serve(target, *, address: str = "127.0.0.1", port: int = 0, show: bool = Fal
 
     # HoloViews sizes the plot by its frame (frame_width/height), which bokeh's check does not see
     silence(FIXED_SIZING_MODE, True)
-    source = open_source(target)  # a bad target fails here, not in the browser
+    source = open_source(target)  # a bad target (or size) fails here, not in the browser
+    check_view_request({}, (width, height)[: len(source.axes)])
     port = port or _free_port(address)
     origins = sorted({f"{host}:{port}" for host in ("localhost", "127.0.0.1", address)})
     def session():  # one app per browser session (panel serves functions, not partials)
-        return _app(source, width, height)
+        return _app(source, width, height).layout
 
     server = pn.serve({"/": session}, address=address, port=port,
                       show=show, threaded=True, title="fractalscape", websocket_origin=origins,

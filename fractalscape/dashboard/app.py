@@ -2,19 +2,25 @@
 
 The plot is a HoloViews ``DynamicMap`` with two streams: a ``RangeXY`` stream
 that reports the visible window after each zoom or pan, and a ``Pipe`` that
-delivers finished pictures. A window change starts
-:func:`~fractalscape.dashboard.window.compute_view` in a worker thread (the
-map is read or recomputed through dask, so the server keeps answering) and
-shows a spinner on the plot; the picture, the window's ranges and the
-boundary's dimension are updated together when it returns. A newer window
-supersedes an older one still waiting.
+delivers pictures. A window change queues
+:func:`~fractalscape.dashboard.window.compute_view` on the worker thread
+every session shares (:mod:`fractalscape.dashboard.scheduler`: the map is
+read or recomputed through dask, so the server keeps answering), marks the
+boundary panel as computing, and shows a spinner on the plot until the
+first picture: for a recomputed view a coarse one (1/4 of the points along
+each axis), then the full one, with its bands counted in a progress bar.
+A newer window replaces a waiting one and cancels a running one between two
+bands; so does the cancel button. Nothing is computed until a browser has
+loaded the page: a plain HTTP GET builds the page and computes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from functools import partial
 
 import holoviews as hv
@@ -22,9 +28,13 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh plot options
 import numpy as np
 import panel as pn
 
+from fractalscape.dashboard.record import ZoomRecorder
+from fractalscape.dashboard.scheduler import RESULTS, SCHEDULER
 from fractalscape.dashboard.window import (
-    Source, ViewResult, compute_view, export_num, full_view, settings_config, to_param, to_plot, window_config,
+    Source, ViewCancelled, ViewResult, check_view_request, coarse_pixels, compute_view, export_num, floor_warning,
+    full_view, recomputes, settings_config, to_param, to_plot, window_config,
 )
+from fractalscape.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +48,20 @@ READOUTS = {
 #: Colormaps (colorcet names) for the single-variable readouts.
 COLORMAPS = ("fire", "kbc", "bmy", "bgy", "gray", "rainbow4", "coolwarm")
 DIVERGED_COLOR, CONVERGED_COLOR = "#d62728", "#1f77b4"
+#: Outside a server the worker thread draws the pictures itself; this lock keeps it from building HoloViews
+#: objects while a session is being built (HoloViews' option store is not thread-safe). A served session
+#: draws on its document's event loop instead.
+_BUILDING = threading.RLock()
 
 
 def shade_view(picture, readout: str = "both", cmap: str = "fire", how: str = "eq_hist") -> np.ndarray:
     """RGBA image (uint8, rows from the top) of a 2-D view's aggregate.
 
     ``readout="both"`` is :func:`fractalscape.render.shade`'s two-class
-    picture; any other readout is one variable of the aggregate shaded with
-    the colorcet colormap ``cmap``.
+    picture; ``"fraction_diverged"`` is drawn in the class colours of
+    :data:`fractalscape.render.PROBABILITY_CMAP` (converged blue, diverged
+    red, mixed pixels pale, on a fixed 0 .. 1 scale); any other readout is one
+    variable of the aggregate shaded with the colorcet colormap ``cmap``.
 
     Examples
     --------
@@ -66,7 +82,16 @@ def shade_view(picture, readout: str = "both", cmap: str = "fire", how: str = "e
     values = picture[readout]
     if not bool(values.notnull().any()):
         return np.zeros(values.shape + (4,), np.uint8)
-    image = tf.shade(values, cmap=getattr(colorcet, cmap), how=how)
+    if readout == "fraction_diverged":
+        from matplotlib import colormaps
+        from matplotlib.colors import to_hex
+
+        from fractalscape.render import PROBABILITY_CMAP
+
+        colors = [to_hex(c) for c in colormaps[PROBABILITY_CMAP](np.linspace(0.0, 1.0, 256))]
+        image = tf.shade(values, cmap=colors, how="linear", span=(0.0, 1.0))
+    else:
+        image = tf.shade(values, cmap=getattr(colorcet, cmap), how=how)
     return image.to_numpy().view(np.uint8).reshape(image.shape + (4,))[::-1]
 
 
@@ -125,9 +150,26 @@ def dimension_text(result: ViewResult) -> str:
     return "\n".join(lines + [
         f"box-counting dimension: {dim.dimension:.3f} ± {dim.stderr:.3f}",
         f"fit over boxes of {lo} .. {hi} pixels",
-        "size   " + " ".join(f"{s:>6}" for s in dim.sizes),
-        "count  " + " ".join(f"{c:>6}" for c in dim.counts),
+        "box size     count",  # a column, so the panel stays narrow (the layout fits 1280 px)
+        *(f"{size:>8} {count:>9}" for size, count in zip(dim.sizes, dim.counts)),
     ])
+
+
+def _served_document():
+    """The document of the served session being built on this thread, or None.
+
+    Bokeh's current document is global, so while a server builds a page on
+    its event loop another thread sees it too: only the event loop's own
+    thread is in that session.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return doc
 
 
 def _input(key: str, value) -> pn.widgets.Widget:
@@ -140,31 +182,47 @@ def _input(key: str, value) -> pn.widgets.Widget:
 
 
 class Explorer:
-    """One browser session: widgets, the zoomable plot, and the worker thread that fills it.
+    """One browser session: widgets, the zoomable plot, and its requests to the shared worker thread.
+
+    Displays as its ``layout`` (Panel's ``__panel__`` protocol). The first
+    view is asked for once a browser has loaded the page (at once outside a
+    server); :meth:`close` cancels what is still computing.
 
     Parameters
     ----------
     source : Source
         The map or config to explore.
     width, height : int
-        Plot area in screen pixels: recomputed windows have one point per pixel.
+        Plot area in screen pixels: recomputed windows have one point per pixel
+        (at most :data:`~fractalscape.dashboard.window.MAX_VIEW_POINTS` in all).
     """
 
     def __init__(self, source: Source, width: int = 600, height: int = 450):
         self.source, self.axes = source, source.axes
         self.pixels = (width, height)[: len(self.axes)]
+        check_view_request({}, self.pixels)
         self.size = (width, height)
         self.view = full_view(self.axes)
         self.result: ViewResult | None = None
         self._generation = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="fractalscape-view")
-        self._doc = pn.state.curdoc if pn.state.curdoc and pn.state.curdoc.session_context else None
+        self._coarse = False  # whether the coarse picture of the requested view is shown
+        self._doc = _served_document()
         if self._doc is not None:
             pn.state.on_session_destroyed(lambda _context: self.close())
-        self._widgets()
-        self.plot = pn.pane.HoloViews(self._dynamic_map(), backend="bokeh")
-        self.layout = self._layout()
-        self.request(self.view)
+        with _BUILDING:
+            self._widgets()
+            self.plot = pn.pane.HoloViews(self._dynamic_map(), backend="bokeh")
+            self.layout = self._layout()
+        if self._doc is None:
+            self.request()
+        else:  # when the browser has loaded the page: never for a plain GET
+            pn.state.onload(self.request)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.layout._repr_mimebundle_(include, exclude)
 
     # -- widgets and layout -------------------------------------------------
 
@@ -187,8 +245,10 @@ class Explorer:
                                      visible=len(self.axes) == 2)
         for widget in (self.readout, self.cmap, self.how):
             widget.param.watch(lambda _event: self._redraw(), "value")
-        self.reset = pn.widgets.Button(label="reset view", color="primary")
+        self.reset = pn.widgets.Button(label="reset view", color="primary", width=110)
         self.reset.on_click(lambda _event: self.reset_view())
+        self.cancel = pn.widgets.Button(label="cancel", color="warning", disabled=True, width=110)
+        self.cancel.on_click(lambda _event: self.cancel_view())
         self.export_points = pn.widgets.IntInput(
             label=f"export: points along {self.axes[0].name}", value=self.axes[0].num, start=2, width=200)
         # Disabled until the first view is drawn: there is no picture to export before.
@@ -198,21 +258,26 @@ class Explorer:
                                             filename="fractalscape-window.toml",
                                             label="config of this window (TOML)", color="success")
         self.status = pn.pane.Str("", css_classes=["fs-status"])
+        self.progress = pn.indicators.Progress(value=0, max=1, visible=False, width=self.size[0],
+                                               css_classes=["fs-progress"])
+        self.floor = pn.pane.Alert("", alert_type="warning", visible=False, width=self.size[0],
+                                   css_classes=["fs-floor"])
         self.window = pn.pane.Str("", css_classes=["fs-window"])
         self.dimension = pn.pane.Str("", css_classes=["fs-dimension"])
-        self.fit_plot = pn.pane.Matplotlib(None, tight=True, dpi=80, width=320, height=250)
+        self.fit_plot = pn.pane.Matplotlib(None, tight=True, dpi=80, width=280, height=220)
+        self.recorder = ZoomRecorder(self)
 
     def _layout(self) -> pn.viewable.Viewable:
         table = self.source.config[self.source.model_table]
         controls = pn.Column(
             f"### {table.get('name', self.source.model_table)}", *self.model_inputs.values(), self.steps, self.threshold,
-            self.readout, self.cmap, self.how, self.reset, self.export_points, self.png, self.toml,
-            width=250,
+            self.readout, self.cmap, self.how, pn.Row(self.reset, self.cancel), self.export_points, self.png,
+            self.toml, *self.recorder.widgets, width=250,
         )
         return pn.Row(
             controls,
-            pn.Column(self.plot, self.window, self.status),
-            pn.Column("### boundary of this view", self.dimension, self.fit_plot, width=360),
+            pn.Column(self.plot, self.progress, self.status, self.floor, self.window),
+            pn.Column("### boundary of this view", self.dimension, self.fit_plot, width=290),
             name="fractalscape",
         )
 
@@ -226,14 +291,14 @@ class Explorer:
         width, height = self.size
         # click-drag zooms, as in Sohl-Dickstein's notebook; a 1-D map zooms along its axis only
         zoom = "box_zoom" if len(self.axes) == 2 else "xbox_zoom"
-        common = dict(frame_width=width, frame_height=height, xlim=full[0], active_tools=[zoom],
+        common = dict(frame_width=width, frame_height=height, xlim=full[0], active_tools=[zoom, "wheel_zoom"],
                       default_tools=["save", "pan", "wheel_zoom", zoom, "reset"],
                       xlabel=("log10 " if self.axes[0].scale == "log" else "") + self.axes[0].name)
         if len(self.axes) == 2:
             ylabel = ("log10 " if self.axes[1].scale == "log" else "") + self.axes[1].name
             return dmap.opts({"RGB": dict(ylim=full[1], ylabel=ylabel, **common)}, backend="bokeh")
         return dmap.opts({"Scatter": dict(size=3, tools=["hover"], default_tools=common["default_tools"],
-                                          active_tools=[zoom]),
+                                          active_tools=[zoom, "wheel_zoom"]),
                           "Overlay": dict(logy=True, legend_position="top_left",
                                           ylim=(0.3, 2.0 * self.steps.value), **common)}, backend="bokeh")
 
@@ -259,45 +324,109 @@ class Explorer:
         }
 
     def request(self, view=None) -> None:
-        """Show ``view`` (default: the current one) with the current settings, computing off the server thread."""
+        """Show ``view`` (default: the current one) with the current settings, computed on the worker thread.
+
+        Past the bounds of :func:`~fractalscape.dashboard.window.check_view_request`
+        (e.g. ``steps`` above ``MAX_STEPS``) nothing is queued and the status says why.
+        """
         self.view = tuple(view) if view is not None else self.view
-        self._generation += 1
-        self.plot.loading = True
+        self._generation += 1  # a running view of this session stops at its next band
+        settings = self.settings()
         self.window.object = window_text(self.axes, self.view, None)
+        warning = floor_warning(self.axes, self.view, self.pixels)
+        self.floor.object, self.floor.visible = warning or "", warning is not None
+        try:
+            check_view_request(settings, self.pixels)
+        except ConfigError as err:
+            SCHEDULER.discard(self)
+            self._finish(f"not computed: {err}")
+            return
+        self.plot.loading = True
         self.status.object = "computing ..."
-        self._executor.submit(self._work, self._generation, self.view, self.settings())
+        self.dimension.object = "computing ..."  # never the previous view's numbers
+        self.fit_plot.object = None
+        self.progress.value, self.progress.visible = 0, False
+        self._coarse = False
+        self.cancel.disabled = False
+        SCHEDULER.submit(self, partial(self._work, self._generation, self.view, settings))
 
     def _work(self, generation: int, view, settings: dict) -> None:
-        if generation != self._generation:
-            return  # superseded while waiting
+        def cancelled() -> bool:
+            return generation != self._generation
+
+        if cancelled():
+            return
+        key = (id(self.source), view, self.pixels, json.dumps(settings, sort_keys=True, default=repr))
+        cached = RESULTS.get(key)
+        if cached is not None and cached[0] is self.source:
+            self.run_on_page(partial(self._show, generation, cached[1], None))
+            return
         try:
-            result, error = compute_view(self.source, view, self.pixels, settings), None
+            if recomputes(self.source, view, self.pixels, settings):
+                coarse = compute_view(self.source, view, coarse_pixels(self.pixels), settings,
+                                      cancelled=cancelled, measure=False)
+                self.run_on_page(partial(self._show, generation, coarse, None, final=False))
+            result = compute_view(self.source, view, self.pixels, settings, cancelled=cancelled,
+                                  on_block=lambda done, total: self.run_on_page(
+                                      partial(self._progress, generation, done, total)))
+        except ViewCancelled:
+            return
         except Exception as err:  # noqa: BLE001  (shown in the page; the server must go on)
             log.exception("computing view %s failed", view)
-            result, error = None, f"{type(err).__name__}: {err}"
-        self._on_document(partial(self._show, generation, result, error))
+            self.run_on_page(partial(self._show, generation, None, f"{type(err).__name__}: {err}"))
+            return
+        RESULTS.put(key, (self.source, result))
+        self.run_on_page(partial(self._show, generation, result, None))
 
-    def _on_document(self, callback) -> None:
+    def run_on_page(self, callback) -> None:
         """Run ``callback`` where the page may be changed: the session's event loop when served."""
         if self._doc is None:
-            callback()
+            with _BUILDING:
+                callback()
         elif self._doc.session_context is not None:
             self._doc.add_next_tick_callback(callback)
 
-    def _show(self, generation: int, result: ViewResult | None, error: str | None) -> None:
+    def _progress(self, generation: int, done: int, total: int) -> None:
         if generation != self._generation:
             return
+        self.progress.max, self.progress.value, self.progress.visible = total, done, True
+        shown = "coarse picture shown; " if self._coarse else ""
+        self.status.object = f"{shown}computing: {done}/{total} blocks"
+
+    def _finish(self, status: str) -> None:
         self.plot.loading = False
-        if error is not None:
-            self.status.object = f"error: {error}"
+        self.progress.visible = False
+        self.cancel.disabled = True
+        self.status.object = status
+
+    def _show(self, generation: int, result: ViewResult | None, error: str | None, final: bool = True) -> None:
+        if generation != self._generation:
             return
+        if error is not None:
+            self.dimension.object = ""
+            self._finish(f"error: {error}")
+            return
+        self.plot.loading = False
         self.result = result
         self.png.disabled = False
         self._redraw()
         self.window.object = window_text(self.axes, result.view, result)
-        self.status.object = "done"
+        if not final:
+            self._coarse = True
+            self.status.object = f"coarse picture ({' x '.join(map(str, result.shape))} points); refining ..."
+            return
+        self._finish("done")
         self.dimension.object = dimension_text(result)
         self.fit_plot.object = self._fit_figure()
+
+    def cancel_view(self) -> None:
+        """Stop computing the requested view; the plot keeps the last picture shown."""
+        self._generation += 1
+        SCHEDULER.discard(self)
+        self._finish("cancelled: the plot shows the last picture computed")
+        if self.result is not None:
+            self.window.object = window_text(self.axes, self.result.view, self.result)
+            self.dimension.object = dimension_text(self.result)
 
     def _fit_figure(self):
         from matplotlib.figure import Figure
@@ -313,7 +442,7 @@ class Explorer:
         return shade_view(self.result.picture, self.readout.value, self.cmap.value, self.how.value)
 
     def _redraw(self) -> None:
-        self.cmap.disabled = self.readout.value == "both"
+        self.cmap.disabled = self.readout.value in ("both", "fraction_diverged")  # fixed class colours
         if self.result is not None:
             self.pipe.send(self._element(self.rgba() if len(self.axes) == 2 else None))
 
@@ -350,7 +479,12 @@ class Explorer:
         buffer.seek(0)
         return buffer
 
-    def close(self) -> None:
-        """Drop waiting work and let the worker thread end."""
+    def close(self, wait: bool = False, timeout: float | None = 60.0) -> bool:
+        """Drop this session's waiting view and stop its running one at the next band.
+
+        With ``wait``, return once nothing of this session runs any more (at
+        most one band later, or ``timeout`` seconds); whether it got there.
+        """
         self._generation += 1
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        SCHEDULER.discard(self)
+        return SCHEDULER.wait(self, timeout) if wait else True

@@ -7,6 +7,12 @@ stored map while the map holds at least one point per screen pixel inside
 it; otherwise (zoomed past the stored resolution, outside the stored map, no
 store, or other landscape or descent settings) it is recomputed on a new
 grid whose axes span the view with one point per pixel.
+
+A recomputed view is loaded in bands of a few rows (:func:`load_in_blocks`),
+so a caller can show progress and cancel between two bands: a newer view
+replaces the running one within a band's time. Requests are bounded before
+anything runs (:func:`check_view_request`): at most :data:`MAX_STEPS` steps
+and :data:`MAX_VIEW_POINTS` points per view.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -25,9 +33,24 @@ from fractalscape.dimension import DimensionResult, dimension
 from fractalscape.errors import ConfigError
 from fractalscape.grid import Axis, Grid
 from fractalscape.store import open_map
+from fractalscape.zoom.windows import ULP_FLOOR, deepest_halvings, halvings
 
 #: A 1-D view shows at most this many stored points per screen pixel.
 POINTS_PER_PIXEL_1D = 4
+#: Most GD steps per point of a view: 50x the presets' largest (2000), so ``steps = 2**31 - 1`` is refused.
+MAX_STEPS = 100_000
+#: Most points of a view (plot width x height): a 1920 x 1080 plot fits.
+MAX_VIEW_POINTS = 2**21
+#: Points per band of a recomputed view: cancelling waits for at most one batch of bands.
+BAND_POINTS = 2**13
+#: Threads that compute a view's bands (one batch of bands at a time), whatever the number of sessions.
+WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+#: The coarse first picture of a recomputed view has 1/COARSE of its points along each axis.
+COARSE = 4
+
+
+class ViewCancelled(Exception):
+    """A view stopped between two bands because a newer one was asked for."""
 
 
 @dataclass(frozen=True)
@@ -244,14 +267,124 @@ def _score_raster(ds: xr.Dataset, pixels, window: dict) -> xr.DataArray:
     return dsh.Canvas(*pixels).raster(layer, agg="mean").compute()
 
 
-def compute_view(source: Source, view, pixels, settings: dict | None = None) -> ViewResult:
+def check_view_request(settings: dict, pixels) -> None:
+    """Refuse a view past the bounds (:data:`MAX_STEPS` steps, :data:`MAX_VIEW_POINTS` points) before it runs.
+
+    Examples
+    --------
+    >>> check_view_request({"descent": {"steps": 2**31 - 1}}, (600, 450))
+    Traceback (most recent call last):
+    ...
+    fractalscape.errors.ConfigError: steps must be an integer from 1 to 100000 in the dashboard, got 2147483647; for more, export the window and run `fractalscape map` on it
+    """
+    steps = settings.get("descent", {}).get("steps", 1)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"steps must be an integer from 1 to {MAX_STEPS} in the dashboard, got {steps!r}; "
+                          "for more, export the window and run `fractalscape map` on it")
+    points = math.prod(pixels)
+    if not all(isinstance(n, (int, np.integer)) and n >= 2 for n in pixels) or points > MAX_VIEW_POINTS:
+        raise ConfigError(f"a view of {' x '.join(map(str, pixels))} pixels is outside the dashboard's bounds: "
+                          f"each side at least 2, at most {MAX_VIEW_POINTS:,} points in all; pick a smaller "
+                          "width and height")
+
+
+def floor_warning(axes, view, pixels) -> str | None:
+    """A warning when less than a decade of zoom is left before the float64 floor of ``fractalscape zoom``.
+
+    The floor is :mod:`fractalscape.zoom.windows`' (pixel spacing at least
+    :data:`~fractalscape.zoom.windows.ULP_FLOOR` ulp of the coordinates): the
+    warning comes when fewer than ``halvings(1)`` (4) halvings of the view
+    about its centre stay above it, i.e. within about 10x of the floor.
+
+    Examples
+    --------
+    >>> axes = [Axis("lr", 0.0, 1.5, 9), Axis("x0", -2.0, 2.0, 9)]
+    >>> floor_warning(axes, [(0.5, 0.75), (0.0, 0.1)], (600, 450)) is None
+    True
+    >>> print(floor_warning(axes, [(0.75, 0.75 + 4e-12), (0.0, 0.1)], (600, 450)))
+    near the float64 floor: 2 more halvings (0.6 decades) of zoom at this centre before the pixel spacing falls below 8 ulp of the coordinates
+    """
+    windows = [{"start": to_param(a, lo), "stop": to_param(a, hi), "scale": a.scale}
+               for a, (lo, hi) in zip(axes, view)]
+    center = [to_param(a, (lo + hi) / 2) for a, (lo, hi) in zip(axes, view)]
+    left = deepest_halvings(windows, center, pixels)
+    if left >= halvings(1.0):
+        return None
+    return (f"near the float64 floor: {left} more halvings ({left / math.log2(10):.1f} decades) of zoom at this "
+            f"centre before the pixel spacing falls below {ULP_FLOOR} ulp of the coordinates")
+
+
+def recomputes(source: Source, view, pixels, settings: dict | None = None) -> bool:
+    """Whether :func:`compute_view` recomputes ``view`` (rather than reading the stored map)."""
+    config = settings_config(source, settings or {})
+    return source.stored is None or config != source.config or needs_compute(source.axes, view, pixels)
+
+
+def coarse_pixels(pixels) -> tuple[int, ...]:
+    """The pixels of a view's coarse first picture: 1/:data:`COARSE` along each axis (at least 2).
+
+    Examples
+    --------
+    >>> coarse_pixels((600, 450))
+    (150, 112)
+    """
+    return tuple(max(2, n // COARSE) for n in pixels)
+
+
+def band_rows(pixels) -> int:
+    """Rows (points along the last axis) per band of a recomputed view: at most :data:`BAND_POINTS`
+    points, and at least four batches of :data:`WORKERS` bands on a view of more than one band."""
+    across = math.prod(pixels[:-1])
+    return max(1, min(BAND_POINTS // across, math.ceil(pixels[-1] / (4 * WORKERS))))
+
+
+def load_in_blocks(ds: xr.Dataset, *, cancelled=None, on_block=None) -> xr.Dataset:
+    """Load a lazy map band by band along its last dimension's chunks, :data:`WORKERS` bands at a time.
+
+    ``cancelled()`` is asked before each batch: when it is true the load
+    stops with :class:`ViewCancelled` (a numba kernel cannot be interrupted,
+    so a cancel waits for the running batch). ``on_block(done, total)`` is
+    called after each batch with the bands done so far.
+
+    Examples
+    --------
+    >>> import fractalscape as fs
+    >>> grid = fs.Grid([fs.Axis("lr", 0.5, 1.5, 8), fs.Axis("x0", -1.0, 1.0, 10, chunk=3)])
+    >>> lazy = fs.trainability(fs.landscape("cosine-additive"), grid, steps=20)
+    >>> seen = []
+    >>> ds = load_in_blocks(lazy, on_block=lambda done, total: seen.append((done, total)))
+    >>> bool(ds.escape_step.equals(lazy.escape_step.compute())), seen[-1]
+    (True, (4, 4))
+    """
+    dim = list(ds.sizes)[-1]
+    edges = np.cumsum((0,) + ds.chunks[dim])
+    bands = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    parts = []
+    for first in range(0, len(bands), WORKERS):
+        if cancelled is not None and cancelled():
+            raise ViewCancelled(f"cancelled after {len(parts)} of {len(bands)} bands")
+        batch = [ds.isel({dim: band}) for band in bands[first:first + WORKERS]]
+        parts.extend(dask.compute(*batch, scheduler="threads", num_workers=WORKERS))
+        if on_block is not None:
+            on_block(len(parts), len(bands))
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(parts, dim, data_vars="minimal", coords="minimal", compat="override", join="override",
+                     combine_attrs="override")
+
+
+def compute_view(source: Source, view, pixels, settings: dict | None = None, *, cancelled=None, on_block=None,
+                 measure: bool = True) -> ViewResult:
     """Read or recompute ``view`` at ``pixels`` (width, or width and height).
 
     ``settings`` may hold ``model`` parameters (of the landscape or network)
     and ``descent`` settings
     (``steps``, ``threshold``) to change; any change from a stored map's
     config recomputes. The map is never computed beyond the view at screen
-    resolution (a stored map is aggregated block by block).
+    resolution (a stored map is aggregated block by block). A recomputed
+    view is loaded by :func:`load_in_blocks` (``cancelled`` and ``on_block``
+    are its); ``measure=False`` skips the box-counting dimension (a coarse
+    picture's ``dimension`` says so).
 
     Examples
     --------
@@ -268,10 +401,16 @@ def compute_view(source: Source, view, pixels, settings: dict | None = None) -> 
     settings = settings or {}
     axes = source.axes
     view = tuple((float(lo), float(hi)) for lo, hi in view)
+    check_view_request(settings, pixels)
     config = settings_config(source, settings)
-    computed = source.stored is None or config != source.config or needs_compute(axes, view, pixels)
-    if computed:  # a screen of points: computed once, read by every layer
-        ds = load_config(window_config(config, view, pixels)).dataset().load()
+    computed = recomputes(source, view, pixels, settings)
+    if computed:  # a screen of points: computed once, band by band, read by every layer
+        grid_config = window_config(config, view, pixels)
+        chunks = [*pixels[:-1], band_rows(pixels)]
+        for entry, original, chunk in zip(grid_config["axis"], config["axis"], chunks):
+            # an axis whose config fixes smaller blocks keeps them (a network's width: one per block)
+            entry["chunk"] = min(chunk, original.get("chunk") or chunk)
+        ds = load_in_blocks(load_config(grid_config).dataset(), cancelled=cancelled, on_block=on_block)
     else:
         ds = source.stored
     if len(axes) == 2:
@@ -291,7 +430,8 @@ def compute_view(source: Source, view, pixels, settings: dict | None = None) -> 
         picture = ds.load()
         labels = picture.escape_step.values >= 0
     try:
-        result = dimension(labels, "boxcount", fit_range=screen_fit_range(labels.shape))
+        result = dimension(labels, "boxcount", fit_range=screen_fit_range(labels.shape)) if measure \
+            else "not measured on the coarse first picture"
     except ConfigError as err:
         result = str(err)
     return ViewResult(view, computed, tuple(labels.shape[::-1]), picture, labels, result)

@@ -61,6 +61,10 @@ class LaneKernels(NamedTuple):
     level: Callable
 
 
+#: Most coordinates of a landscape (compile-time constants of its kernel).
+MAX_DIM = 4096
+
+
 @njit(nogil=True, inline="always")
 def _no_constants(theta, j):
     return None
@@ -115,6 +119,10 @@ class Family:
         families whose parameters are not a fixed set of scalars.
     max_dim : int or None
         Largest supported dimension (None: any).
+    builtin : bool
+        Defined by fractalscape itself: its name identifies its code in any
+        process, so its compiled kernels are kept on disk
+        (:mod:`fractalscape.kernelcache`). User families are compiled in each process.
     """
 
     name: str
@@ -123,6 +131,7 @@ class Family:
     defaults: Mapping[str, float] = field(default_factory=dict)
     parse: Callable[[dict], dict[str, float]] | None = None
     max_dim: int | None = None
+    builtin: bool = False
 
     def theta(self, params: dict) -> dict[str, float]:
         if self.parse is not None:
@@ -132,7 +141,7 @@ class Family:
     def __reduce__(self):
         # One Family object per name and process, so each process compiles its
         # kernels once (they are cached per Family object).
-        fields = (self.formula, self.build, dict(self.defaults), self.parse, self.max_dim)
+        fields = (self.formula, self.build, dict(self.defaults), self.parse, self.max_dim, self.builtin)
         return (_unpickle_family, (self.name, *fields))
 
 
@@ -313,8 +322,9 @@ def _program(family: Family, trig: Trig, dim: int, n_theta: int) -> Program:
 
         return init, gradient, lane_loss
 
-    return Program(("landscape", family.name, trig.name, dim, n_theta), LANES, dim, tuple(range(dim)),
-                   dim + 1, False, True, build)
+    key = ("landscape", family.name, trig.name, dim, n_theta)
+    return Program(key, LANES, dim, tuple(range(dim)), dim + 1, False, True, build,
+                   cache_key=key if family.builtin else None)
 
 
 REGISTRY: dict[str, Family] = {}
@@ -361,6 +371,9 @@ def landscape(name: str, *, dim: int = 1, **params) -> Landscape:
         raise ConfigError(f"landscape {name!r}: dim must be an integer >= 1, got {dim!r}")
     if family.max_dim is not None and dim > family.max_dim:
         raise ConfigError(f"landscape {name!r} supports dim <= {family.max_dim}, got {dim}")
+    if dim > MAX_DIM:
+        raise ConfigError(f"landscape {name!r}: dim {dim} is more than {MAX_DIM}, the most a compiled kernel holds "
+                          f"(its coordinate loops are unrolled); use dim <= {MAX_DIM}")
     return Landscape(family, tuple(family.theta(params).items()), int(dim))
 
 

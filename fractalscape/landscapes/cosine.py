@@ -304,7 +304,7 @@ def _parse_ripple(name, params):
 
 
 def _ripple_family(name, formula, build):
-    return register(Family(name, formula, build, RIPPLE_DEFAULTS, partial(_parse_ripple, name)))
+    return register(Family(name, formula, build, RIPPLE_DEFAULTS, partial(_parse_ripple, name), builtin=True))
 
 
 def _parse_multi(params):
@@ -333,7 +333,7 @@ def _parse_multi(params):
     return _check_wavelengths(name, theta)
 
 
-QUADRATIC = register(Family("quadratic", "sum_i x_i^2", _quadratic))
+QUADRATIC = register(Family("quadratic", "sum_i x_i^2", _quadratic, builtin=True))
 COSINE_ADDITIVE = _ripple_family(
     "cosine-additive", "sum_i x_i^2 + delta * sum_i cos(2 pi x_i / wavelength)", _additive
 )
@@ -346,5 +346,6 @@ COSINE_MULTI = register(
         "sum_i x_i^2 + sum_j delta_j * sum_i cos(2 pi x_i / wavelength_j)",
         _multi,
         parse=_parse_multi,
+        builtin=True,
     )
 )

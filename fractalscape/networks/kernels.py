@@ -119,7 +119,7 @@ def program(nonlinearity: str, precision: str, parameterization: str, loss: str,
     def build(layout: Layout):
         return _build(activation, parameterization, loss, depth, width, minibatch, layout, T)
 
-    return Program(key, L, n_params(depth, width), group, n_scratch, True, False, build)
+    return Program(key, L, n_params(depth, width), group, n_scratch, True, False, build, cache_key=key)
 
 
 def _build(activation, parameterization, loss_kind, depth, width, minibatch, layout: Layout, T):
@@ -138,8 +138,6 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
     OFF, SCALE = layout.theta + D, layout.theta + D + 1  # init_offset, init_scale
     W = [P + layer * n * n for layer in range(D)]  # W[D-1]: the output layer's n weights
     GW = [G + layer * n * n for layer in range(D)]
-    U = [SC + layer * 2 * T * n for layer in range(D - 1)]  # pre-activations, then d loss / d (h @ W)
-    H = [u + T * n for u in U]  # post_scale * phi(U)
     C = SC + (D - 1) * 2 * T * n  # d loss / d (h @ W_out)
     XS = C + T  # a minibatch tile's inputs and targets, which differ between lanes
     YS = XS + T * n

@@ -72,6 +72,12 @@ DEFAULT_THRESHOLD = 1e6
 _NEW_FIELDS = {"depth": 2, "parameterization": "mean-field", "loss": "mse", "n_data": None}
 
 
+#: Widest network (a point's lane buffer holds width^2 weights and their gradient).
+MAX_WIDTH = 1024
+#: Most bytes of a network's dataset (inputs and targets, float64).
+MAX_DATA_BYTES = 2**31
+
+
 def _integer(name, value, low=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"network {name} must be an integer, got {value!r}")
@@ -205,6 +211,13 @@ class NetworkModel(Model):
         for name, value in (("seed", seed), ("width", width), ("n_data", n_data), ("batch_size", batch_size)):
             if value < (0 if name == "seed" else 1):
                 raise ConfigError(f"network {name} must be >= {0 if name == 'seed' else 1}, got {value}")
+        if width > MAX_WIDTH:
+            raise ConfigError(f"network width {width} is more than {MAX_WIDTH}, the most a lane buffer holds "
+                              f"({MAX_WIDTH}^2 weights per point); use width <= {MAX_WIDTH}")
+        if n_data * (width + 1) * 8 > MAX_DATA_BYTES:
+            raise ConfigError(f"network data of {n_data} points x {width} inputs takes "
+                              f"{n_data * (width + 1) * 8 / 2**30:.3g} GiB, more than {MAX_DATA_BYTES / 2**30:g} GiB; "
+                              "use a smaller n_data")
         if self.data == "single" and n_data != 1:
             raise ConfigError(f"data = 'single' trains on one datapoint; n_data = {n_data} contradicts it: "
                               "drop n_data or use data = 'full'")

@@ -11,6 +11,7 @@ each keyframe's boundary and pools the median-slope estimates
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -21,6 +22,7 @@ from fractalscape.config import load_config, read_config, with_overrides
 from fractalscape.store import write_file
 from fractalscape.zoom.keyframes import (claim, compute_keyframes, measure_frames, open_stack, pooled_median_slope,
                                          write_stack)
+from fractalscape.zoom.strips import strip_image
 from fractalscape.zoom.video import (ColorScale, color_scale, colorize, encode_gif, encode_mp4, video_frames)
 from fractalscape.zoom.windows import check_zoom, deepest_halvings, halvings, keyframe_config, widened
 
@@ -30,6 +32,7 @@ __all__ = ["ColorScale", "color_scale", "colorize", "deepest_halvings", "halving
 SUMMARY_NAME = "summary.json"
 VIDEO_NAME = "zoom.mp4"
 GIF_NAME = "zoom.gif"
+STRIPS_DIR = "strips"
 
 
 def _fixed_point(raw: dict, center, size) -> tuple[float, float]:
@@ -43,9 +46,9 @@ def _fixed_point(raw: dict, center, size) -> tuple[float, float]:
     return size[1] - 1 - row_from_bottom, col
 
 
-def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, size=(256, 256), overrides=(),
+def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, size=None, overrides=(),
          video: bool = True, gif: bool = False, progress: bool = False, outward: bool = False) -> dict:
-    """Zoom ``depth`` decades into ``center`` of a 2-D map: keyframes at every halving, their dimensions, a video.
+    """Zoom ``depth`` decades into ``center`` of a 1-D or 2-D map: keyframes at every halving, their dimensions, a video.
 
     Keyframe ``i`` (``i = 0 .. n``, ``n = ceil(depth * log2(10))``) is the
     config's window scaled by ``2**-i`` about ``center`` in each axis' scale
@@ -57,19 +60,25 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
     Parameters
     ----------
     config : dict, path or str
-        A config with two swept axes (see :func:`fractalscape.load_config`).
+        A config with one or two swept axes (see :func:`fractalscape.load_config`).
+        A 1-D zoom draws Liu's strips: per keyframe ``strips/NNN.png``, the
+        swept value against the label and the escape step.
     out_dir : str or path
         The zoom directory (local path or fsspec URL).
-    center : (float, float)
-        The zoom's fixed point, in the axes' units, inside the config's window.
+    center : (float, float) or float
+        The zoom's fixed point, in the axes' units, inside the config's window
+        (one number for a 1-D config); default: the window's centre, in each
+        axis' scale.
     depth : float
         Decades of zoom, > 0; refused past the float64 floor (pixel spacing
         below 8 ulp of the coordinates), with the deepest depth possible.
     frames_per_doubling : int
         Video frames per halving (exponential zoom with cross-fade); 0 shows
         only the keyframes.
-    size : (int, int)
-        Keyframe pixels along the first and second axis (2 .. 8192).
+    size : (int, int) or int, optional
+        Keyframe pixels along the first and second axis (2 .. 8192; default
+        256 x 256), or a 1-D keyframe's points (default ``2**12 + 1``, so that
+        Liu's dyadic count applies).
     overrides : sequence of str
         ``KEY=VALUE`` assignments applied to the config first (``--set``).
     video, gif : bool
@@ -86,9 +95,11 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
     -------
     dict
         What ``summary.json`` holds: ``frames`` (per keyframe: ``window``,
-        ``fraction_diverged``, ``boxcount`` and ``median_slope`` dimensions or
-        why they were skipped, ``computed``, ``seconds``), ``sohl_dickstein``
-        (pooled median of the median-slope local slopes and their number),
+        ``fraction_diverged``, ``boxcount`` and ``median_slope`` (1-D:
+        ``dyadic``) dimensions or why they were skipped, ``computed``,
+        ``seconds``), ``sohl_dickstein`` (pooled median of the median-slope
+        local slopes and their number; 1-D: ``dyadic``, the median of the
+        keyframes' dyadic dimensions),
         ``keyframes_computed``, ``compute_seconds``, ``encode_seconds``,
         ``video_frames`` and the written files.
 
@@ -119,7 +130,7 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
     measure_seconds = time.perf_counter() - start
     summary = {
         "config": raw, "center": list(center), "depth": depth, "halvings": n, "size": list(size),
-        "frames": records, "sohl_dickstein": pooled,
+        "frames": records, ("sohl_dickstein" if len(size) == 2 else "dyadic"): pooled,
         "keyframes_computed": sum(r["computed"] for r in records), "keyframes_total": n + 1,
         "compute_seconds": compute_seconds, "measure_seconds": measure_seconds,
         "frames_per_doubling": frames_per_doubling, "files": [],
@@ -129,20 +140,50 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
     return summary
 
 
+def _strips(out_dir, stack, raw) -> tuple[list[np.ndarray], list[str]]:
+    """A 1-D zoom's strip pictures (one per keyframe), written as ``strips/NNN.png``."""
+    from PIL import Image
+
+    axis = raw["axis"][0]
+    steps = int(stack.attrs.get("steps", 0)) or int(raw.get("descent", {}).get("steps", 1000))
+    images, names = [], []
+    for i in range(stack.sizes["frame"]):
+        image = strip_image(stack.isel(frame=i), steps=steps, axis_name=axis["name"],
+                            scale=axis.get("scale", "linear"))
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        names.append(f"{STRIPS_DIR}/{i:03d}.png")
+        write_file(out_dir, names[-1], buffer.getvalue())
+        images.append(image)
+    return images, names
+
+
 def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress) -> dict:
-    """Encode the video(s); their file names, frame count and encoding time (colouring included)."""
-    if not (video or gif):
-        return {"encode_seconds": 0.0, "video_frames": 0}
+    """Encode the video(s); their file names, frame count and encoding time (colouring included).
+
+    1-D zooms write one strip picture per keyframe, and the video holds each
+    strip for ``max(1, frames_per_doubling)`` frames.
+    """
     start = time.perf_counter()
-    scale = color_scale(stack)
-    images = (colorize(stack.isel(frame=i), scale) for i in range(stack.sizes["frame"]))
-    shape = (size[1] - size[1] % 2, size[0] - size[0] % 2)
-    frames = video_frames(images, _fixed_point(raw, center, size), frames_per_doubling, shape)
-    files, count = [], 0
+    if stack.diverged.ndim == 2:
+        strips, files = _strips(out_dir, stack, raw)
+        shape = strips[0].shape[:2]
+        frames = (image for image in strips for _ in range(max(1, frames_per_doubling)))
+    elif not (video or gif):
+        return {"encode_seconds": 0.0, "video_frames": 0}
+    else:
+        scale = color_scale(stack)
+        images = (colorize(stack.isel(frame=i), scale) for i in range(stack.sizes["frame"]))
+        shape = (size[1] - size[1] % 2, size[0] - size[0] % 2)
+        frames = video_frames(images, _fixed_point(raw, center, size), frames_per_doubling, shape)
+        files = []
+    if not (video or gif):
+        return {"encode_seconds": time.perf_counter() - start, "video_frames": 0, "files": files}
+    count = 0
     if gif:
         frames = list(frames)
         write_file(out_dir, GIF_NAME, encode_gif(frames))
-        files.append(GIF_NAME)
+        files.insert(0, GIF_NAME)
     if video:
         data, count = encode_mp4(frames, shape)
         write_file(out_dir, VIDEO_NAME, data)

@@ -94,26 +94,28 @@ def compute_keyframes(out: Location, raw: dict, center, size, n: int, *, progres
 
 
 def write_stack(out: Location, raw: dict, center, size, n: int) -> xr.Dataset:
-    """Stack keyframes ``0..n`` into ``zoom.zarr`` (frame by frame) and return it, opened lazily."""
-    xname, yname = (a["name"] for a in raw["axis"])
+    """Stack keyframes ``0..n`` into ``zoom.zarr`` (frame by frame) and return it, opened lazily.
+
+    Dims ``(frame, y, x)`` for a 2-D zoom, ``(frame, x)`` for a 1-D one.
+    """
+    names = [a["name"] for a in raw["axis"]]
+    dims = "xy"[: len(names)]
     store = out.join(STACK_NAME)
     options = out.zarr_options()
     for level in range(n + 1):
         frame = open_map(keyframe_dir(out, level))
         config = json.loads(frame.attrs["config"])
         window = {f"{d}_{end}": ("frame", [float(config["axis"][k][end])])
-                  for k, d in enumerate("xy") for end in ("start", "stop")}
+                  for k, d in enumerate(dims) for end in ("start", "stop")}
         layer = (frame[[v for v in VARIABLES if v in frame]]
-                 .rename({xname: "x", yname: "y"}).transpose("y", "x")
-                 .drop_vars(["x", "y"]).expand_dims(frame=[level])
+                 .rename(dict(zip(names, dims))).transpose(*reversed(dims))
+                 .drop_vars(list(dims)).expand_dims(frame=[level])
                  .assign_coords(window)
-                 .assign_coords({xname: (("frame", "x"), frame[xname].values[None]),
-                                 yname: (("frame", "y"), frame[yname].values[None])}))
+                 .assign_coords({name: (("frame", d), frame[name].values[None]) for name, d in zip(names, dims)}))
         layer = layer.load()
         layer.attrs = {"zoom": json.dumps({"config": raw, "center": list(center), "size": list(size)}),
-                           "x_axis": xname, "y_axis": yname,
-                           "x_scale": raw["axis"][0].get("scale", "linear"),
-                           "y_scale": raw["axis"][1].get("scale", "linear"),
+                       **{f"{d}_axis": name for name, d in zip(names, dims)},
+                       **{f"{d}_scale": axis.get("scale", "linear") for axis, d in zip(raw["axis"], dims)},
                        "model": frame.attrs.get("model", ""), "steps": frame.attrs.get("steps", 0)}
         if level == 0:
             encoding = {v: {"chunks": (1, *layer[v].shape[1:])} for v in layer.data_vars}
@@ -170,7 +172,15 @@ def _pool(results: list[DimensionResult]) -> DimensionResult:
 
 
 def measure_frames(stack: xr.Dataset, records: list[dict]) -> tuple[DimensionResult | None, dict]:
-    """Add each keyframe's box-count and median-slope dimension to ``records``; return the pooled estimate."""
+    """Add each keyframe's dimensions to ``records``; return the pooled estimate.
+
+    2-D keyframes: box count and median slope, pooled as Sohl-Dickstein
+    pools them. 1-D keyframes (Liu's strips): dyadic count (keyframes of
+    ``2**k + 1`` points) and box count; the pooled record then holds the
+    median of the frames' dyadic dimensions.
+    """
+    if stack.diverged.ndim == 2:
+        return None, _measure_strips(stack, records)
     measured = []
     for record in records:
         labels = stack.diverged.isel(frame=record["frame"]).values
@@ -184,6 +194,22 @@ def measure_frames(stack: xr.Dataset, records: list[dict]) -> tuple[DimensionRes
         return None, {"skipped": str(err)}
     return pooled, {"method": "sohl-dickstein", "dimension": pooled.dimension, "stderr": pooled.stderr,
                     "slopes": len(pooled.slopes), "frames": len(measured)}
+
+
+def _measure_strips(stack: xr.Dataset, records: list[dict]) -> dict:
+    """1-D keyframes: each one's dyadic and box-count dimension; the median and spread of the dyadic ones."""
+    values = []
+    for record in records:
+        labels = stack.diverged.isel(frame=record["frame"]).values
+        result, record["dyadic"] = _measure(labels, "dyadic")
+        record["boxcount"] = _measure(labels, "boxcount")[1]
+        if result is not None and np.isfinite(result.dimension):
+            values.append(result.dimension)
+    if not values:
+        return {"skipped": "no keyframe of this 1-D zoom has a boundary the dyadic count can measure (keyframes "
+                           "need 2**k + 1 points and both labels): zoom into the boundary or use --size 4097"}
+    return {"method": "dyadic", "dimension": float(np.median(values)), "min": float(min(values)),
+            "max": float(max(values)), "frames": len(values)}
 
 
 def pooled_median_slope(zoom_dir) -> DimensionResult:

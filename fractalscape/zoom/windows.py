@@ -103,33 +103,57 @@ def deepest_halvings(axes: list[dict], center, size) -> int:
     return deepest
 
 
+#: Keyframe points of a 1-D zoom when no size is given: 2**12 + 1, so Liu's dyadic count applies.
+DEFAULT_POINTS_1D = 2**12 + 1
+#: Keyframe pixels of a 2-D zoom when no size is given.
+DEFAULT_SIZE_2D = (256, 256)
+#: Most points of a 1-D keyframe.
+MAX_POINTS_1D = 2**24 + 1
+
+
+def _numbers(what: str, value, count: int, names) -> tuple:
+    """``value`` as a tuple of ``count`` entries (a bare number for one axis)."""
+    if count == 1 and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != count:
+        per = f"two numbers (one per axis: {', '.join(names)})" if count > 1 else f"one number (axis {names[0]!r})"
+        raise ConfigError(f"{what} must be {per}, got {value!r}")
+    return tuple(value)
+
+
 def check_zoom(raw: dict, grid, center, depth, size, frames_per_doubling) -> tuple[tuple, tuple, int]:
-    """Refuse a zoom that cannot be computed, before computing anything; returns (center, size, halvings)."""
+    """Refuse a zoom that cannot be computed, before computing anything; returns (center, size, halvings).
+
+    A 1-D config zooms its one axis (Liu's strips); a 2-D config both axes.
+    """
     names = grid.names
-    if len(names) != 2 or grid.ensemble_names:
-        if len(names) == 1:
-            raise ConfigError(
-                f"zoom takes a 2-D config, this one sweeps only {names[0]!r}: 1-D zooms (Liu-style strips) "
-                "are not implemented; add a second axis (e.g. the preset liu-multiplicative-2d)"
-            )
+    if len(names) not in (1, 2) or grid.ensemble_names:
         raise ConfigError(
-            f"zoom takes a config with exactly two swept axes, this one has {', '.join(names)}"
+            f"zoom takes a config with one or two swept axes, this one has {', '.join(names)}"
             f"{' (ensemble: ' + ', '.join(grid.ensemble_names) + ')' if grid.ensemble_names else ''}; "
             "remove the others or fix them with --set"
         )
-    if isinstance(center, (str, bytes)) or not hasattr(center, "__len__") or len(center) != 2:
-        raise ConfigError(f"center must be two numbers (one per axis: {', '.join(names)}), got {center!r}")
+    ndim = len(names)
+    if center is None:
+        center = window_centre(raw["axis"])
+    center = _numbers("center", center, ndim, names)
     center = tuple(check_finite(f"center on axis {n!r}", c) for n, c in zip(names, center))
     for name, c, axis in zip(names, center, raw["axis"]):
         low, high = sorted((float(axis["start"]), float(axis["stop"])))
         if not low <= c <= high:
             raise ConfigError(f"center {c} lies outside axis {name!r} ({low} .. {high}); pick a centre inside it")
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+    if size is None:
+        size = (DEFAULT_POINTS_1D,) if ndim == 1 else DEFAULT_SIZE_2D
+    if ndim == 1:
+        size = _numbers("size", size, 1, names)
+    elif isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
         raise ConfigError(f"size must be two pixel counts (width along {names[0]!r}, height along {names[1]!r}), "
                           f"got {size!r}")
+    most = MAX_POINTS_1D if ndim == 1 else MAX_SIDE
     for side in size:
-        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or not 2 <= side <= MAX_SIDE:
-            raise ConfigError(f"size {tuple(size)!r}: each side must be an integer from 2 to {MAX_SIDE} pixels, "
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or not 2 <= side <= most:
+            unit = "points" if ndim == 1 else "pixels"
+            raise ConfigError(f"size {tuple(size)!r}: each side must be an integer from 2 to {most} {unit}, "
                               f"got {side!r}")
     size = tuple(int(s) for s in size)
     depth = check_finite("depth", depth)
@@ -173,6 +197,18 @@ def keyframe_config(raw: dict, center, size, level: int) -> dict:
     return raw
 
 
+def window_centre(axes: list[dict]) -> tuple[float, ...]:
+    """The centre of a window in each axis' scale (log axes: the geometric mean).
+
+    Examples
+    --------
+    >>> window_centre([{"start": 0.0, "stop": 2.0}, {"start": 1.0, "stop": 100.0, "scale": "log"}])
+    (1.0, 10.0)
+    """
+    return tuple(_from_u((_to_u(a["start"], a.get("scale", "linear")) + _to_u(a["stop"], a.get("scale", "linear")))
+                         / 2, a.get("scale", "linear")) for a in axes)
+
+
 def widened(raw: dict, center, depth: float) -> tuple[dict, tuple[float, float]]:
     """The config whose window, zoomed ``depth`` decades into ``center``, ends at ``raw``'s window.
 
@@ -191,8 +227,7 @@ def widened(raw: dict, center, depth: float) -> tuple[dict, tuple[float, float]]
         raise ConfigError(f"depth must be > 0 decades of zoom, got {depth!r}; e.g. depth=6 as in his protocol")
     axes = raw["axis"]
     if center is None:
-        center = tuple(_from_u((_to_u(a["start"], a.get("scale", "linear")) + _to_u(a["stop"], a.get("scale", "linear")))
-                               / 2, a.get("scale", "linear")) for a in axes)
+        center = window_centre(axes)
     wide = copy.deepcopy(raw)
     n = halvings(depth)
     for axis, c in zip(wide["axis"], center):
