@@ -16,7 +16,7 @@ collect_ignore = ["fractalscape/__main__.py"]
 #: the networks of the doctests and of the error-message tests).
 SLOW_MODULES = {"test_distributed.py", "test_benchmarks.py", "test_sd_tiles.py", "test_network.py",
                 "test_network_options.py", "test_network_maps.py", "test_optimizers.py"}
-#: Single slow tests (node ids without parameters), measured at 15-90 s each on 2 cores.
+#: Single slow tests (node ids without parameters): 7-90 s each on 2 shared cores, mostly whole CLI processes.
 SLOW_TESTS = {
     "tests/test_audit.py::test_network_maps_get_ulp_and_precision_only",
     "tests/test_jaxrandom.py::test_rng_changes_only_the_draws",
@@ -29,6 +29,18 @@ SLOW_TESTS = {
     "tests/test_hardening.py::test_a_second_map_on_the_same_out_is_refused_or_waits",
     "tests/test_hardening.py::test_dimension_plot_is_drawn_atomically_and_a_bad_path_is_refused_first",
     "tests/test_hardening.py::test_steps_per_second_counts_only_the_blocks_of_this_run",
+    "tests/test_hardening.py::test_setting_num_below_the_chunk_shrinks_the_chunk",
+    "tests/test_hardening.py::test_render_writes_the_png_atomically",
+    "tests/test_cli.py::test_render_draws_an_ensemble_p_map",
+    "tests/test_cli.py::test_ensemble_map_end_to_end",
+    "tests/test_cli.py::test_output_holding_a_different_map_is_refused",
+    "tests/test_cli.py::test_sweep_command_writes_rows_and_refuses_unknown_keys",
+    "tests/test_cli.py::test_map_2d_preset_with_overrides",
+    "tests/test_jaxrandom.py::test_normal_uniform_randint",
+    "tests/test_docs.py::test_compare_estimators_example_runs_at_toy_size",
+    "tests/test_kernelcache.py::test_maps_match_a_process_without_the_cache",
+    "tests/test_render.py::test_render_cli_writes_a_png_with_both_classes",
+    "tests/test_render.py::test_a_stored_map_renders_from_the_coarsest_level_that_fills_the_picture",
 }
 
 
