@@ -15,7 +15,10 @@ from fractalscape.errors import ConfigError
 
 
 class _Command(click.Group):
-    """Prints :class:`ConfigError`, and click's usage errors, as one line and exits 2, without a traceback."""
+    """Prints :class:`ConfigError`, and click's usage errors, as one line and exits 2, without a traceback.
+
+    Ctrl-C that no command handles itself is one line too, with exit status 130.
+    """
 
     def invoke(self, ctx):
         try:
@@ -27,6 +30,10 @@ class _Command(click.Group):
             where = err.ctx.command_path if err.ctx is not None else ctx.command_path
             click.echo(f"error: {err.format_message()} (see '{where} --help')", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:  # before a command's own handler (e.g. while a cluster starts): click says "Aborted!"
+            click.echo("\ninterrupted: what finished is kept and nothing else is marked complete; run the same "
+                       "command to resume", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Command)

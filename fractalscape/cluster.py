@@ -56,7 +56,11 @@ def compute_on(scheduler: str | None = None, workers: int | None = None, *, time
     if workers is not None:
         with _local_cluster(workers) as lc:
             with Client(lc) as client:
-                yield client
+                try:
+                    yield client
+                except KeyboardInterrupt:
+                    _quiet_shutdown()
+                    raise
         return
     try:
         client = Client(scheduler, timeout=f"{timeout}s")
@@ -67,6 +71,19 @@ def compute_on(scheduler: str | None = None, workers: int | None = None, *, time
         ) from None
     with client:
         yield client
+
+
+def _quiet_shutdown() -> None:
+    """After Ctrl-C, the cluster closes under tasks the interrupt cut off: their errors are expected, not news.
+
+    asyncio would log each as "Task exception was never retrieved" with a
+    traceback, and distributed its workers' ends; the one line the command
+    prints says what happened.
+    """
+    import logging
+
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def check_target(scheduler: str | None = None, workers: int | None = None, *,
@@ -146,5 +163,10 @@ def _local_cluster(workers: int):
         async def close(self, timeout: float = WORKER_CLOSE_TIMEOUT, reason: str = "nanny-close"):
             return await super().close(timeout=timeout, reason=reason)
 
+    import logging
+
+    # silence_logs: the workers' warnings (tasks cancelled by Ctrl-C, a slow close) are not the user's news;
+    # their errors still print
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, worker_class=PatientNanny,
-                        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                        silence_logs=logging.ERROR)

@@ -92,6 +92,9 @@ class Axis:
             raise ConfigError(f"axis {self.name!r}: scale must be 'linear' or 'log', got {self.scale!r}")
         if self.start == self.stop:
             raise ConfigError(f"axis {self.name!r}: start and stop must differ, both are {self.start}")
+        if self.scale == "linear" and not math.isfinite(float(self.stop) - float(self.start)):
+            raise ConfigError(f"axis {self.name!r}: the span {self.start} .. {self.stop} overflows float64 (its "
+                              "points would be inf); keep stop - start below 1.7e308")
         if self.scale == "log" and (self.start <= 0 or self.stop <= 0):
             raise ConfigError(
                 f"axis {self.name!r}: a log axis needs start > 0 and stop > 0, "

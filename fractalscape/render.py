@@ -13,16 +13,66 @@ import dask
 import numpy as np
 import xarray as xr
 
-#: Colormaps (colorcet names): diverged side, converged side.
-DIVERGED_CMAP = "fire"
-CONVERGED_CMAP = "kbc"
+#: Landscape maps (and zoom videos): diverged pixels in reds by escape step, converged ones in blues by
+#: log10 final loss, both from mid to dark tones (matplotlib colormaps over CLASS_TONES), so that the two
+#: hues stay apart at every intensity; dark is the low end (blew up at once, lowest loss).
+DIVERGED_CMAP = "Reds"
+CONVERGED_CMAP = "Blues"
+CLASS_TONES = (0.35, 1.0)
 HOW = ("eq_hist", "log", "linear")
+#: Tick marks on each colour bar.
+BAR_TICKS = 5
 #: Windows up to this many points are loaded into memory before aggregating.
 LOAD_POINTS_MAX = 2**22
 
 
 #: Most pixels of one picture (its float64 layers take about 24 bytes a pixel).
 MAX_PIXELS = 8192 * 8192
+
+
+def class_lut(cmap: str, tones=CLASS_TONES) -> np.ndarray:
+    """A class's colours, ``(256, 3)`` uint8, dark (low values) first.
+
+    Examples
+    --------
+    >>> lut = class_lut(DIVERGED_CMAP)
+    >>> lut.shape, bool(lut[0].sum() < lut[-1].sum()), bool(lut[0, 0] > lut[0, 2])  # dark to light, red
+    ((256, 3), True, True)
+    """
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap](np.linspace(tones[1], tones[0], 256))[:, :3]
+    return (colours * 255).round().astype(np.uint8)
+
+
+def _hex(lut: np.ndarray) -> list[str]:
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in lut]
+
+
+def bar_ticks(values: np.ndarray, how: str, n: int = BAR_TICKS) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (0 .. 1 along a colour bar) and the values shaded there, for ``how``.
+
+    ``eq_hist`` puts the ``p``-quantile of the values at position ``p``;
+    ``linear`` and ``log`` space the values evenly (in log10 for ``log``)
+    between the least and the largest.
+
+    Examples
+    --------
+    >>> positions, ticks = bar_ticks(np.array([1.0, 10.0, 100.0]), "log", 3)
+    >>> positions.tolist(), ticks.tolist()
+    ([0.0, 0.5, 1.0], [1.0, 10.0, 100.0])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    positions = np.linspace(0.0, 1.0, n)
+    if values.size == 0:
+        return positions, np.full(n, np.nan)
+    if how == "eq_hist":
+        return positions, np.quantile(values, positions)
+    low, high = values.min(), values.max()
+    if how == "log" and low > 0:
+        return positions, 10.0 ** (np.log10(low) + positions * (np.log10(high) - np.log10(low)))
+    return positions, low + positions * (high - low)
 
 
 def plane(ds: xr.Dataset, x_range, y_range, variable: str = "escape_step") -> tuple[xr.Dataset, dict]:
@@ -171,7 +221,6 @@ def shade(agg: xr.Dataset, how: str = "eq_hist") -> np.ndarray:
     equalisation of each class's values); ``"log"`` and ``"linear"`` scale the
     values directly.
     """
-    import colorcet
     import datashader.transfer_functions as tf
 
     from fractalscape.errors import ConfigError
@@ -186,7 +235,7 @@ def shade(agg: xr.Dataset, how: str = "eq_hist") -> np.ndarray:
     rgba = np.zeros(agg.fraction_diverged.shape + (4,), np.uint8)
     for values, cmap, scale in ((escape + 1, DIVERGED_CMAP, how), (loss, CONVERGED_CMAP, loss_how)):
         if bool(values.notnull().any()):
-            image = tf.shade(values, cmap=getattr(colorcet, cmap), how=scale)
+            image = tf.shade(values, cmap=_hex(class_lut(cmap)), how=scale)
             layer = image.to_numpy().view(np.uint8).reshape(image.shape + (4,))
             # The classes cover disjoint pixels, each opaque or empty: stacking them is picking the one
             # present (tf.stack would compile datashader's compositing kernels, ~12 s in every process).
@@ -305,7 +354,6 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
     >>> fig.axes[0].get_xlabel()
     'lr'
     """
-    import colorcet
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap
 
@@ -344,11 +392,18 @@ def render(ds: xr.Dataset, width: int = 1000, height: int = 1000, x_range=None, 
     ax.set_ylabel(agg.attrs["y_label"])
     upsampled = " (upsampled: fewer stored points than pixels)" if agg.attrs.get("upsampled") else ""
     ax.set_title(f"{ds.attrs.get('model', 'map')}, {ds.attrs.get('steps', '?')} steps{upsampled}", fontsize=9)
-    for cmap, label in ((DIVERGED_CMAP, f"diverged: escape step ({how})"),
-                        (CONVERGED_CMAP, f"converged: log10 final loss ({how})")):
-        mappable = ScalarMappable(cmap=ListedColormap(getattr(colorcet, cmap)))
+    diverged = agg.fraction_diverged.values >= 0.5
+    loss = agg.log10_final_loss.values
+    # the values each bar's colours stand for, as shade() stretched them ('log' shades log10 loss linearly)
+    for cmap, label, values, scale, offset in (
+            (DIVERGED_CMAP, f"diverged: escape step ({how})", agg.escape_step.values[diverged] + 1, how, 1.0),
+            (CONVERGED_CMAP, f"converged: log10 final loss ({how})", loss[~diverged & np.isfinite(loss)],
+             "linear" if how == "log" else how, 0.0)):
+        mappable = ScalarMappable(cmap=ListedColormap(class_lut(cmap) / 255.0))
         bar = fig.colorbar(mappable, ax=ax, shrink=0.7, pad=0.01, aspect=30)
-        bar.set_ticks([0, 1], labels=["low", "high"])
+        positions, ticks = bar_ticks(values, scale)
+        bar.set_ticks(positions, labels=[f"{t - offset:.3g}" if np.isfinite(t) else "" for t in ticks])
+        bar.ax.tick_params(labelsize=7)
         bar.set_label(label, fontsize=8)
     if notes is not None:
         notes.extend(found)

@@ -81,3 +81,9 @@ def test_bad_grid():
 def test_repr_is_readable():
     grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 5, chunk=2)])
     assert repr(grid) == "Grid([Axis('lr', 0.0 .. 1.5, num=5, linear, chunk=2)])  # 5 = 5 points"
+
+
+def test_a_span_that_overflows_float64_is_refused():
+    with pytest.raises(fs.ConfigError, match="overflows float64"):
+        fs.Axis("lr", -1.7e308, 1.7e308, 5)
+    assert np.isfinite(fs.Axis("lr", -8e307, 8e307, 5).values()).all()

@@ -337,3 +337,28 @@ def test_serve_on_a_port_in_use_is_refused_naming_the_port(tmp_path):
     for args, message in [(["--port", "70000"], "--port must be 0 to 65535"),
                           (["--address", "no-such-host.invalid"], "is not a host name or address of this machine")]:
         assert_refused(run("serve", "liu-multiplicative-2d", *args), message)
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_workers_is_one_line_and_the_rerun_resumes(tmp_path):
+    # SIGINT reaches the command and its worker processes (one process group, as from a terminal)
+    import signal
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "fractalscape", "map", "liu-additive", "--out", str(out), "--workers", "2",
+               "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not (out / "blocks-done").exists() or not os.listdir(out / "blocks-done"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "Task exception" not in err and "WARNING" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: finished blocks are kept")
+    assert not (out / "summary.json").exists()
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((out / "summary.json").read_text())["blocks_computed"] < 17  # of 17: the kept ones are not redone

@@ -206,3 +206,23 @@ def test_render_leaves_a_lazy_map_lazy():
     ds = fs.trainability(land, grid, steps=50)
     fs.render(ds, width=40, height=30)
     assert all(var.chunks is not None for var in ds.data_vars.values())
+
+
+def test_landscape_classes_keep_their_hues_and_bars_carry_values():
+    # two hues apart at every intensity: every diverged pixel is redder than blue, every converged one bluer
+    from fractalscape.render import CONVERGED_CMAP, DIVERGED_CMAP, bar_ticks, class_lut
+
+    reds, blues = class_lut(DIVERGED_CMAP).astype(int), class_lut(CONVERGED_CMAP).astype(int)
+    assert (reds[:, 0] > reds[:, 2]).all() and (blues[:, 2] > blues[:, 0]).all()
+    assert reds.sum(axis=1).min() > 0 and blues.sum(axis=1).min() > 0  # no black end
+    land = fs.landscape("cosine-multiplicative", delta=0.2, wavelength=0.1)
+    grid = fs.Grid([fs.Axis("lr", 0.0, 1.5, 64, chunk=20), fs.Axis("x0", -2.0, 2.0, 48, chunk=20)])
+    ds = fs.trainability(land, grid, steps=200).compute()
+    fig = fs.render(ds, 64, 48)
+    bars = fig.axes[1:]
+    assert len(bars) == 2
+    labels = [[t.get_text() for t in bar.get_yticklabels()] for bar in bars]
+    assert all(len(row) == 5 and all(row) for row in labels)  # values, not "low" / "high"
+    escape = ds.escape_step.values[ds.diverged.values]
+    _, ticks = bar_ticks(escape + 1.0, "eq_hist")
+    assert [float(v) for v in labels[0]] == pytest.approx(ticks - 1.0, rel=2e-3)

@@ -159,10 +159,12 @@ def colorize(ds_frame: xr.Dataset, scale: ColorScale) -> np.ndarray:
         index[is_diverged] = np.round((1 - BUFFER - (1 - BUFFER) * diverged_rank) / 2 * 255)
         image = _lut("Spectral", 0.0, 1.0)[index]
     else:
-        # one table: Blues in entries 0..255, Reds in 256..511
-        index[~is_diverged] = np.round((1 - converged_rank) * 255)
-        index[is_diverged] = 256 + np.round((1 - diverged_rank) * 255)
-        image = np.concatenate([_lut("Blues", 0.35, 1.0), _lut("Reds", 0.35, 1.0)])[index]
+        from fractalscape.render import CONVERGED_CMAP, DIVERGED_CMAP, class_lut
+
+        # one table, render's class colours (dark: low values): converged in entries 0..255, diverged 256..511
+        index[~is_diverged] = np.round(converged_rank * 255)
+        index[is_diverged] = 256 + np.round(diverged_rank * 255)
+        image = np.concatenate([class_lut(CONVERGED_CMAP), class_lut(DIVERGED_CMAP)])[index]
     return np.ascontiguousarray(image[::-1])  # row 0 is the top: the largest y
 
 
