@@ -294,13 +294,10 @@ def render_command(store, out_path, size, x_range, y_range, how, colors, recompu
     written whole or not at all: into a temporary file beside --out, renamed
     onto it when complete.
     """
-    import os
-
     from fractalscape.render import recompute_window, render
 
     width, height = _size(size)
-    fd, part = _png_target(out_path)
-    try:
+    with _atomic_png(out_path) as write:
         start = time.perf_counter()
         stored = _open_stored(store, allow_incomplete)
         drawn = recompute_window(stored, width, height, x_range, y_range) if recompute else None
@@ -315,18 +312,7 @@ def render_command(store, out_path, size, x_range, y_range, how, colors, recompu
             render(drawn, width, height, how=how, path=png, colors=colors, notes=notes)
         for note in notes:
             click.echo(note, err=True)
-        with os.fdopen(fd, "wb") as file:
-            fd = None
-            file.write(png.getvalue())
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(part, 0o666 & ~_umask())
-        os.replace(part, out_path)
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if os.path.exists(part):
-            os.unlink(part)
+        write(png.getvalue())
     click.echo(f"{out_path} ({width}x{height}, {time.perf_counter() - start:.1f} s){_incomplete_note(stored)}")
 
 
