@@ -1,14 +1,17 @@
 """Make the gallery: run each figure's commands, shrink its picture, write docs/gallery.md.
 
-Run (about 25 minutes on 2 shared cores; every figure is recomputed, into
-``--out/NAME``)::
+Run (about 25 minutes on 2 shared cores for the pictures, about an hour more
+for the zoom videos; every figure is recomputed, into ``--out/NAME``)::
 
     python docs/make_gallery.py --out runs/gallery
 
 Every number on the page is a line one of the commands printed, copied
 verbatim; the pictures go to docs/img/gallery/ (at most PICTURE_WIDTH pixels
-wide, palette PNGs). ``--only NAME ...`` reruns some figures and keeps the
-others' entries from docs/img/gallery/gallery.json.
+wide, palette PNGs), the zoom videos to docs/_static/gallery/.
+``--only NAME ...`` reruns some figures and keeps the others' entries from
+docs/img/gallery/gallery.json; ``--resume`` keeps what a figure's directory
+already holds (a zoom reuses its finished keyframes, whose compute time the
+commands still print).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 PICTURES = DOCS / "img" / "gallery"
+VIDEOS = DOCS / "_static" / "gallery"
 PICTURE_WIDTH = 560
 
 #: Sohl-Dickstein's six configurations: the presets at his notebook's window and steps, 64 x 64 instead of 512 x 512
@@ -50,6 +54,7 @@ class Figure:
     commands: list  # argument lists, "{out}" for the figure's directory under --out
     picture: str  # the PNG a command wrote, relative to the figure's directory
     prints: str  # regex picking the printed lines that the page quotes
+    video: str | None = None  # the MP4 a command wrote, relative to the figure's directory
 
     def shown(self, out: Path) -> list[str]:
         return [shlex.join(part.replace("{out}", str(out)) for part in command) for command in self.commands]
@@ -70,6 +75,33 @@ def sd_figure(preset: str, what: str) -> Figure:
          ["fractalscape", "dimension", "{out}", "--no-interval", "--fit-range", "1", "8"],
          ["fractalscape", "render", "{out}", "--out", "{out}/gallery.png", "--size", "400x400"]],
         "gallery.png", r"points, .* diverged|^boxcount: dimension",
+    )
+
+
+#: Sohl-Dickstein's six tiles (his windows of `fractal_tiles_midres.png`), his zoom protocol out of each.
+SD_TILES = {
+    "sd-tile-identity": "linear network, full batch",
+    "sd-tile-relu": "ReLU network, full batch",
+    "sd-tile-single-point": "tanh network, one datapoint",
+    "sd-tile-minibatch": "tanh network, minibatches of 16",
+    "sd-tile-tanh": "tanh network, full batch",
+    "sd-tile-init-offset": "tanh network: initial offset of W0 against the learning rate",
+}
+#: A boundary point of liu-multiplicative-2d: at x0 = 0.2, the learning rate where the label changes, bisected to
+#: adjacent doubles (tests/test_docs.py checks both sides), so that every keyframe of a deep zoom holds the boundary.
+LIU_CENTER = ("0.8605897865601262", "0.2")
+
+
+def tile_video(tile: str, what: str) -> Figure:
+    return Figure(
+        f"{tile}-zoom", f"Zoom video: {what} (`{tile}`)",
+        "Sohl-Dickstein's protocol as a video: 21 keyframes halving the window from 6 decades out of his tile "
+        "down to it (log axes about its centre, each recomputed at 64 x 64, his networks, label and 1000 steps), "
+        "4 frames per halving, shown 4x enlarged. The number is his pooled estimate over all keyframes "
+        "(`fractalscape reproduce`, [reproduction](reproduction.md)); the picture is the last keyframe, his tile.",
+        [["fractalscape", "reproduce", tile, "--out", "{out}", "--video"],
+         ["fractalscape", "render", "{out}/keyframes/020", "--out", "{out}/gallery.png", "--size", "400x400"]],
+        "gallery.png", r"pooled median-slope", video="zoom.mp4",
     )
 
 
@@ -116,6 +148,19 @@ FIGURES = [
         "gallery.png", r"pooled",
     ),
     Figure(
+        "liu-multiplicative-2d-zoom", "Zoom video: twelve decades into Liu's 2-D map (`liu-multiplicative-2d`)",
+        "41 keyframes of 256 x 256, each recomputed at 1000 steps, halving the window about a boundary point "
+        f"(lr, x0) = ({LIU_CENTER[0]}, {LIU_CENTER[1]}) (the learning rate where the label changes at x0 = 0.2, "
+        "bisected to adjacent doubles), down to 12 decades, near the float64 floor of 12.6 decades at this size; "
+        "4 frames per halving. The number is the pooled median-slope estimate over all keyframes; the picture "
+        "is the deepest keyframe.",
+        [["fractalscape", "zoom", "liu-multiplicative-2d", "--out", "{out}", "--center", *LIU_CENTER,
+          "--depth", "12", "--size", "256x256", "--frames-per-doubling", "4"],
+         ["fractalscape", "render", "{out}/keyframes/040", "--out", "{out}/gallery.png", "--size", "400x400"]],
+        "gallery.png", r"pooled", video="zoom.mp4",
+    ),
+    *(tile_video(tile, what) for tile, what in SD_TILES.items()),
+    Figure(
         "ensemble", "An ensemble p map (`ensemble = true`)",
         "Liu's multiplicative landscape under heavy-ball momentum, each (lr, momentum) point an ensemble of 16 "
         "x0 in [-2, 2] (`examples/liu_momentum_x0_ensemble.toml`): p_diverged, the fraction of members that "
@@ -128,16 +173,17 @@ FIGURES = [
 ]
 
 
-def run(figure: Figure, out: Path) -> dict:
+def run(figure: Figure, out: Path, resume: bool = False) -> dict:
     """Run the figure's commands (in the repository root) afresh, shrink its picture, return its page entry."""
-    shutil.rmtree(out, ignore_errors=True)  # a finished map is read back, not measured again: start over
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)  # a finished map is read back, not measured again: start over
     start = time.perf_counter()
     printed = []
     for command in figure.commands:
         argv = [part.replace("{out}", str(out)) for part in command]
         if argv[0] == "fractalscape":
             argv = [sys.executable, "-m", "fractalscape", *argv[1:], *(["--no-progress"] if argv[1] in
-                                                                        ("map", "zoom") else [])]
+                                                                        ("map", "zoom", "reproduce") else [])]
         elif argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
@@ -146,8 +192,13 @@ def run(figure: Figure, out: Path) -> dict:
         printed += [line for line in done.stdout.splitlines() if re.search(figure.prints, line)]
     seconds = time.perf_counter() - start
     shrink(out / figure.picture, PICTURES / f"{figure.name}.png")
-    return {"name": figure.name, "title": figure.title, "about": figure.about, "commands": figure.shown(out),
-            "printed": printed, "seconds": round(seconds, 1)}
+    entry = {"name": figure.name, "title": figure.title, "about": figure.about, "commands": figure.shown(out),
+             "printed": printed, "seconds": round(seconds, 1), "resumed": resume}
+    if figure.video:
+        VIDEOS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / figure.video, VIDEOS / f"{figure.name}.mp4")
+        entry["video"] = f"_static/gallery/{figure.name}.mp4"
+    return entry
 
 
 def shrink(source: Path, target: Path) -> None:
@@ -172,9 +223,13 @@ def page(entries: list[dict], out: Path) -> str:
         "included.", "",
     ]
     for entry in entries:
-        lines += [f"## {entry['title']}", "", f"![{entry['name']}](img/gallery/{entry['name']}.png)", "",
-                  entry["about"], "", "```bash", *entry["commands"], "```", "",
-                  f"printed ({entry['seconds']} s):", "", "```text", *entry["printed"], "```", ""]
+        lines += [f"## {entry['title']}", "", f"![{entry['name']}](img/gallery/{entry['name']}.png)", ""]
+        if entry.get("video"):
+            lines += [f'<video src="{entry["video"]}" controls loop muted playsinline width="400"></video>', ""]
+        took = (f"{entry['seconds']} s, finished keyframes reused: their compute time is printed"
+                if entry.get("resumed") else f"{entry['seconds']} s")
+        lines += [entry["about"], "", "```bash", *entry["commands"], "```", "",
+                  f"printed ({took}):", "", "```text", *entry["printed"], "```", ""]
     return "\n".join(lines)
 
 
@@ -182,13 +237,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/gallery", help="where the maps go (default: %(default)s)")
     parser.add_argument("--only", nargs="+", help="figures to (re)make; the others' entries are kept")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep what the figures' directories hold (zooms reuse finished keyframes)")
     args = parser.parse_args(argv)
     record = PICTURES / "gallery.json"
     known = {entry["name"]: entry for entry in json.loads(record.read_text())} if record.exists() else {}
     for figure in FIGURES:
         if args.only and figure.name not in args.only:
             continue
-        entry = run(figure, Path(args.out) / (f"{figure.name}-{SD_SIZE}" if figure.name in SD_PRESETS else figure.name))
+        entry = run(figure, Path(args.out) / (f"{figure.name}-{SD_SIZE}" if figure.name in SD_PRESETS else figure.name),
+                    resume=args.resume)
         known[entry["name"]] = entry
         print(f"{figure.name}: {entry['seconds']} s; " + " | ".join(entry["printed"]), flush=True)
         # after every figure, so that an interrupted run keeps what it made

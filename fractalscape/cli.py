@@ -499,9 +499,11 @@ def _zoom_size(text: str | None):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--gif", is_flag=True, help="Also write zoom.gif.")
 @click.option("--no-video", is_flag=True, help="Keyframes and dimensions only.")
+@click.option("--video-scale", type=int, default=1, show_default=True,
+              help="Video pixels per keyframe pixel along each side (1 .. 16, bilinear).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, size, overrides, gif, no_video,
-                 progress):
+                 video_scale, progress):
     """Zoom DEPTH decades into CENTER of a 1-D or 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable).
 
     A 1-D CONFIG gives Liu's strips (strips/NNN.png) and per-keyframe dyadic dimensions.
@@ -513,7 +515,7 @@ def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, s
     try:
         summary = zoom(config, out_dir, center=_center(center), depth=depth, frames_per_doubling=frames_per_doubling,
                        size=_zoom_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress,
-                       outward=outward)
+                       outward=outward, video_scale=video_scale)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
         sys.exit(130)
@@ -526,7 +528,8 @@ def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, s
         estimate = (f"pooled median-slope dimension {pooled['dimension']:.4f} +- {pooled['stderr']:.4f} "
                     f"({pooled['slopes']} slopes)" if pooled.get("dimension") is not None else "no pooled dimension")
     click.echo(f"{len(summary['frames'])} keyframes ({summary['keyframes_computed']} computed), {estimate}, "
-               f"compute {summary['compute_seconds']:.1f} s, encode {summary['encode_seconds']:.1f} s -> {out_dir}")
+               f"compute {summary['compute_seconds']:.1f} s (keyframes {summary['keyframes_compute_seconds']:.1f} s in "
+               f"all), encode {summary['encode_seconds']:.1f} s -> {out_dir}")
 
 
 @main.command("audit")
@@ -667,8 +670,14 @@ def sweep_command(config, param, values, out_dir, overrides, method, as_json):
 @click.option("--size", type=int, default=64, show_default=True, help="Keyframe pixels per side.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (without the zoom's summary).")
+@click.option("--video", is_flag=True,
+              help="Also write zoom.mp4, his zoom into the tile (from finished keyframes: nothing recomputed).")
+@click.option("--frames-per-doubling", type=int, default=4, show_default=True, help="Video frames per halving.")
+@click.option("--video-scale", type=int, default=4, show_default=True,
+              help="Video pixels per keyframe pixel along each side (1 .. 16).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def reproduce_command(tile, out_dir, depth, size, overrides, as_json, progress):
+def reproduce_command(tile, out_dir, depth, size, overrides, as_json, video, frames_per_doubling, video_scale,
+                      progress):
     """Sohl-Dickstein's dimension of TILE (an sd-tile-* preset) by his protocol, beside his value.
 
     Keyframes zoom out of the tile by doubling over DEPTH decades (log axes); the
@@ -679,7 +688,8 @@ def reproduce_command(tile, out_dir, depth, size, overrides, as_json, progress):
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        result = reproduce(tile, out_dir, depth=depth, size=size, overrides=overrides, progress=progress)
+        result = reproduce(tile, out_dir, depth=depth, size=size, overrides=overrides, progress=progress,
+                           video=video, frames_per_doubling=frames_per_doubling, video_scale=video_scale)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
         sys.exit(130)
@@ -688,4 +698,5 @@ def reproduce_command(tile, out_dir, depth, size, overrides, as_json, progress):
         return
     click.echo(f"{tile}: pooled median-slope dimension {result['dimension']:.4f} +- {result['stderr']:.4f} "
                f"({result['slopes']} slopes over {result['keyframes']} keyframes of {size}x{size}, {depth:g} "
-               f"decades); Sohl-Dickstein 2024: {result['published']:.2f} -> {out_dir}")
+               f"decades, computed in {result['summary']['keyframes_compute_seconds']:.0f} s); "
+               f"Sohl-Dickstein 2024: {result['published']:.2f} -> {out_dir}")

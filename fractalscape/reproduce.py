@@ -44,7 +44,8 @@ def protocol_overrides(raw: dict) -> list[str]:
 
 
 def reproduce(tile: str, out_dir, *, depth: float = DEPTH, size: int = SIZE, overrides=(),
-              progress: bool = False) -> dict:
+              progress: bool = False, video: bool = False, frames_per_doubling: int = 4,
+              video_scale: int = 4) -> dict:
     """Sohl-Dickstein's dimension of ``tile`` by his protocol, beside his published value.
 
     Parameters
@@ -60,6 +61,13 @@ def reproduce(tile: str, out_dir, *, depth: float = DEPTH, size: int = SIZE, ove
         cores; the estimate still rises with the size).
     overrides : sequence of str
         ``KEY=VALUE`` assignments applied to the tile's config first.
+    video : bool
+        Also write ``zoom.mp4``: his zoom video, from the widest keyframe
+        into the tile (a rerun with ``video=True`` encodes it from the
+        finished keyframes, recomputing nothing).
+    frames_per_doubling, video_scale : int
+        The video's frames per halving, and its pixels per keyframe pixel
+        (see :func:`fractalscape.zoom`).
 
     Returns
     -------
@@ -87,8 +95,9 @@ def reproduce(tile: str, out_dir, *, depth: float = DEPTH, size: int = SIZE, ove
         raise ConfigError(f"unknown tile {tile!r}; his six tiles are: {', '.join(PUBLISHED)}")
     raw = read_config(tile)
     overrides = [*protocol_overrides(raw), *overrides]
-    summary = zoom(tile, out_dir, depth=depth, size=(size, size), overrides=overrides, outward=True, video=False,
-                   progress=progress)
+    summary = zoom(tile, out_dir, depth=depth, size=(size, size), overrides=overrides, outward=True, video=video,
+                   progress=progress, frames_per_doubling=frames_per_doubling if video else 0,
+                   video_scale=video_scale)
     result = pooled_median_slope(out_dir)
     return {
         "tile": tile, "published": PUBLISHED[tile], "dimension": result.dimension, "stderr": result.stderr,

@@ -59,3 +59,37 @@ def test_compare_estimators_example_runs_at_toy_size(capsys):
     out = capsys.readouterr().out
     assert "| Koch snowflake" in out and "| liu-multiplicative, 1,025 lr" in out
     assert len(rows) == 1 + 5 + 1 + 3
+
+
+def test_gallery_videos_are_real_h264_zooms_small_enough_to_keep():
+    """Every video figure's MP4 is in docs/_static (what the page embeds), decodes as H.264, and is small."""
+    import av
+
+    entries = [e for e in json.loads((DOCS / "img" / "gallery" / "gallery.json").read_text()) if e.get("video")]
+    assert {e["name"] for e in entries} >= {"liu-multiplicative-2d-zoom", "sd-tile-tanh-zoom"}
+    page = (DOCS / "gallery.md").read_text()
+    for entry in entries:
+        video = DOCS / entry["video"]
+        assert f'<video src="{entry["video"]}"' in page
+        assert video.stat().st_size <= 3_000_000, f"{video} is larger than 3 MB"
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264" and stream.frames > 20
+            assert stream.width % 2 == 0 and stream.height % 2 == 0
+
+
+def test_the_liu_zoom_centre_is_a_boundary_point():
+    """The gallery's 12-decade zoom centre: the label changes between it and the next double up in lr."""
+    import numpy as np
+
+    from fractalscape.gd import run_block
+    from fractalscape.landscapes import landscape
+
+    lr, x0 = (float(v) for v in re.search(r'^LIU_CENTER = \("([^"]+)", "([^"]+)"\)',
+                                           (DOCS / "make_gallery.py").read_text(), re.M).groups())
+    raw = fs.config.read_config("liu-multiplicative-2d")
+    values = {"x0": x0, **{k: raw["landscape"][k] for k in ("delta", "wavelength")}}
+    out = run_block(landscape(raw["landscape"]["name"]), values, [("lr", np.array([lr, np.nextafter(lr, 2.0)]))],
+                    steps=raw["descent"]["steps"], threshold=raw["descent"]["threshold"], precision="fast")
+    diverged = out["escape_step"] >= 0
+    assert diverged[0] != diverged[1]

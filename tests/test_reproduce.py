@@ -2,6 +2,7 @@
 
 import json
 
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -42,6 +43,13 @@ def test_reproduce_is_the_outward_log_zoom_and_its_pooled_slopes(tmp_path):
     assert out.exit_code == 0, out.output
     printed = json.loads(out.output)
     assert printed["dimension"] == result["dimension"] and printed["published"] == 1.66
+    # --video encodes his zoom into the tile from the finished keyframes, recomputing none
+    video = reproduce("sd-tile-tanh", tmp_path / "r", depth=0.6, size=24, overrides=overrides, video=True,
+                      frames_per_doubling=2, video_scale=4)
+    assert video["summary"]["keyframes_computed"] == 0 and video["dimension"] == result["dimension"]
+    with av.open(str(tmp_path / "r" / "zoom.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 2 * 2 + 1 == video["summary"]["video_frames"] and decoded[0].shape == (96, 96, 3)
 
 
 def test_reproduce_refuses_what_is_not_one_of_his_tiles(tmp_path):

@@ -122,6 +122,31 @@ def test_mp4_is_real_h264_with_even_sides_and_every_frame(zoomed):
         assert gif.n_frames == frames and gif.size == (48, 40)
 
 
+def _measured(frames):
+    """A summary's keyframe records without what depends on the run (whether computed, seconds)."""
+    return [{k: v for k, v in f.items() if k not in ("computed", "seconds")} for f in frames]
+
+
+def test_video_scale_enlarges_the_video_and_changes_no_keyframe(zoomed, tmp_path):
+    """A rerun with --video-scale 3 reuses every keyframe and samples the same pictures on a 3x finer raster."""
+    out, summary = zoomed
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("zoom.json", "keyframes"):
+        subprocess.run(["cp", "-r", str(out / name), str(again / name)], check=True)
+    scaled = zoom(_config(), again, center=CENTER, depth=0.9, size=(49, 40), frames_per_doubling=3,
+                  video_scale=3)
+    assert scaled["keyframes_computed"] == 0
+    assert _measured(scaled["frames"]) == _measured(summary["frames"])
+    with av.open(str(again / "zoom.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == summary["video_frames"] and decoded[0].shape == (120, 146, 3)  # 147 cut to even
+    stack = open_stack(out)
+    last = colorize(stack.isel(frame=-1), color_scale(stack)).astype(float)
+    # the last frame is the deepest keyframe, each pixel now a 3 x 3 patch (bilinear between patches)
+    assert np.abs(decoded[-1][1::3, 1::3][:40, :48] - last[:, :48]).mean() < 25
+
+
 def test_colours_are_fixed_over_the_stack(zoomed):
     stack = open_stack(zoomed[0])
     scale = color_scale(stack)
@@ -218,6 +243,9 @@ def test_depth_past_the_float64_floor_is_refused_with_the_deepest_depth(tmp_path
     ({"depth": 0}, "depth must be > 0"),
     ({"depth": -1.0}, "depth must be > 0"),
     ({"frames_per_doubling": -2}, "frames_per_doubling must be an integer >= 0"),
+    ({"video_scale": 0}, "video scale must be an integer from 1 to 16, got 0"),
+    ({"video_scale": 2.5}, "video scale must be an integer from 1 to 16"),
+    ({"video_scale": 16, "size": (600, 32)}, "keep each side within 8192 pixels"),
 ])
 def test_bad_input_is_refused_before_computing(tmp_path, kwargs, message):
     arguments = {"center": CENTER, "depth": 1.0, "size": (32, 32), **kwargs}

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from fractalscape.config import load_config, read_config, with_overrides
+from fractalscape.errors import ConfigError
 from fractalscape.store import write_file
 from fractalscape.zoom.keyframes import (claim, compute_keyframes, measure_frames, open_stack, pooled_median_slope,
                                          write_stack)
@@ -47,7 +48,8 @@ def _fixed_point(raw: dict, center, size) -> tuple[float, float]:
 
 
 def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, size=None, overrides=(),
-         video: bool = True, gif: bool = False, progress: bool = False, outward: bool = False) -> dict:
+         video: bool = True, gif: bool = False, progress: bool = False, outward: bool = False,
+         video_scale: int = 1) -> dict:
     """Zoom ``depth`` decades into ``center`` of a 1-D or 2-D map: keyframes at every halving, their dimensions, a video.
 
     Keyframe ``i`` (``i = 0 .. n``, ``n = ceil(depth * log2(10))``) is the
@@ -83,6 +85,10 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
         ``KEY=VALUE`` assignments applied to the config first (``--set``).
     video, gif : bool
         Write ``zoom.mp4`` (H.264, sides cut to even) and ``zoom.gif``.
+    video_scale : int
+        The video's pixels per keyframe pixel along each side (1 .. 16;
+        bilinear), so that a small keyframe makes a watchable video. The
+        keyframes and every number are the same whatever it is.
     outward : bool
         Sohl-Dickstein's protocol: the config's window is the *last*
         keyframe (his tile), and the zoom starts ``depth`` decades out from
@@ -97,10 +103,11 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
         What ``summary.json`` holds: ``frames`` (per keyframe: ``window``,
         ``fraction_diverged``, ``boxcount`` and ``median_slope`` (1-D:
         ``dyadic``) dimensions or why they were skipped, ``computed``,
-        ``seconds``), ``sohl_dickstein`` (pooled median of the median-slope
+        ``seconds`` in this run, ``compute_seconds`` whenever it was computed), ``sohl_dickstein`` (pooled median of the median-slope
         local slopes and their number; 1-D: ``dyadic``, the median of the
         keyframes' dyadic dimensions),
-        ``keyframes_computed``, ``compute_seconds``, ``encode_seconds``,
+        ``keyframes_computed``, ``compute_seconds`` (this run),
+        ``keyframes_compute_seconds`` (every keyframe's, resumed ones included), ``encode_seconds``,
         ``video_frames`` and the written files.
 
     Examples
@@ -120,6 +127,7 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
         raw, center = widened(raw, center, depth)
         grid = load_config(raw).grid
     center, size, n = check_zoom(raw, grid, center, depth, size, frames_per_doubling)
+    video_scale = _check_video_scale(video_scale, size)
     out = claim(out_dir, {"config": raw, "center": list(center), "size": list(size)})
     start = time.perf_counter()
     records = compute_keyframes(out, raw, center, size, n, progress=progress)
@@ -132,10 +140,12 @@ def zoom(config, out_dir, *, center=None, depth, frames_per_doubling: int = 0, s
         "config": raw, "center": list(center), "depth": depth, "halvings": n, "size": list(size),
         "frames": records, ("sohl_dickstein" if len(size) == 2 else "dyadic"): pooled,
         "keyframes_computed": sum(r["computed"] for r in records), "keyframes_total": n + 1,
-        "compute_seconds": compute_seconds, "measure_seconds": measure_seconds,
+        "compute_seconds": compute_seconds,
+        "keyframes_compute_seconds": sum(r["compute_seconds"] or 0.0 for r in records), "measure_seconds": measure_seconds,
         "frames_per_doubling": frames_per_doubling, "files": [],
     }
-    summary.update(_render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress))
+    summary.update(_render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress,
+                           video_scale))
     write_file(out_dir, SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True).encode())
     return summary
 
@@ -158,7 +168,17 @@ def _strips(out_dir, stack, raw) -> tuple[list[np.ndarray], list[str]]:
     return images, names
 
 
-def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress) -> dict:
+def _check_video_scale(video_scale, size) -> int:
+    """``video_scale`` as an int, refused unless 1 .. 16 and the video stays within 8192 x 8192 pixels."""
+    if isinstance(video_scale, bool) or not isinstance(video_scale, (int, np.integer)) or not 1 <= video_scale <= 16:
+        raise ConfigError(f"video scale must be an integer from 1 to 16, got {video_scale!r}")
+    if len(size) == 2 and max(size) * video_scale > 8192:
+        raise ConfigError(f"video scale {video_scale} makes a {size[0] * video_scale} x {size[1] * video_scale} "
+                          f"video; keep each side within 8192 pixels (a smaller --video-scale)")
+    return int(video_scale)
+
+
+def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, progress, video_scale=1) -> dict:
     """Encode the video(s); their file names, frame count and encoding time (colouring included).
 
     1-D zooms write one strip picture per keyframe, and the video holds each
@@ -174,7 +194,8 @@ def _render(out_dir, stack, raw, center, size, frames_per_doubling, video, gif, 
     else:
         scale = color_scale(stack)
         images = (colorize(stack.isel(frame=i), scale) for i in range(stack.sizes["frame"]))
-        shape = (size[1] - size[1] % 2, size[0] - size[0] % 2)
+        height, width = size[1] * video_scale, size[0] * video_scale
+        shape = (height - height % 2, width - width % 2)
         frames = video_frames(images, _fixed_point(raw, center, size), frames_per_doubling, shape)
         files = []
     if not (video or gif):

@@ -89,6 +89,7 @@ def compute_keyframes(out: Location, raw: dict, center, size, n: int, *, progres
             "fraction_diverged": info["fraction_diverged"],
             "computed": computed,
             "seconds": time.perf_counter() - start if computed else None,
+            "compute_seconds": info.get("compute_seconds"),  # when it was computed, in this run or before
         })
     return records
 
