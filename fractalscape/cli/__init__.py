@@ -1,4 +1,8 @@
-"""The ``fractalscape`` command."""
+"""The ``fractalscape`` command: the group, and the commands that make, measure and draw maps.
+
+The zoom commands (``zoom``, ``reproduce``) are in :mod:`fractalscape.cli.zoom`,
+``serve`` in :mod:`fractalscape.cli.serve`.
+"""
 
 from __future__ import annotations
 
@@ -447,91 +451,6 @@ def _uncertainty_command(target, as_json, samples, seed, precision, overrides):
     return result
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-class _CenterCommand(click.Command):
-    """Takes ``--center X Y`` (2-D) or ``--center X`` (1-D): the two numbers are joined into one value."""
-
-    def parse_args(self, ctx, args):
-        args = list(args)
-        for i in range(len(args) - 2):
-            if args[i] == "--center" and _is_number(args[i + 1]) and _is_number(args[i + 2]):
-                args[i + 1:i + 3] = [f"{args[i + 1]} {args[i + 2]}"]
-        return super().parse_args(ctx, args)
-
-
-def _center(text: str | None):
-    if text is None:
-        return None
-    parts = text.replace(",", " ").split()
-    if not 1 <= len(parts) <= 2 or not all(_is_number(p) for p in parts):
-        raise ConfigError(f"--center takes X Y (a 2-D config) or X (a 1-D config), got {text!r}")
-    return tuple(float(p) for p in parts) if len(parts) == 2 else float(parts[0])
-
-
-def _zoom_size(text: str | None):
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)  # a 1-D keyframe's points
-    return _size(text)
-
-
-@main.command("zoom", cls=_CenterCommand)
-@click.argument("config")
-@click.option("--out", "out_dir", required=True, help="Zoom directory: keyframes, zoom.zarr, zoom.mp4, summary.json.")
-@click.option("--center", default=None, metavar="X [Y]",
-              help="The point zoomed into (with --outward: out of; default the window's centre); "
-                   "one number for a 1-D config.")
-@click.option("--outward", is_flag=True,
-              help="Sohl-Dickstein's protocol: CONFIG's window is the last keyframe; start DEPTH decades out.")
-@click.option("--depth", type=float, required=True, help="Decades of zoom (keyframes halve the window).")
-@click.option("--frames-per-doubling", type=int, default=0, show_default=True,
-              help="Video frames per halving, by exponential zoom and cross-fade (0: keyframes only).")
-@click.option("--size", default=None,
-              help="Keyframe pixels, WIDTHxHEIGHT (default 256x256); a 1-D keyframe's points (default 4097).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
-@click.option("--gif", is_flag=True, help="Also write zoom.gif.")
-@click.option("--no-video", is_flag=True, help="Keyframes and dimensions only.")
-@click.option("--video-scale", type=int, default=1, show_default=True,
-              help="Video pixels per keyframe pixel along each side (1 .. 16, bilinear).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def zoom_command(config, out_dir, center, outward, depth, frames_per_doubling, size, overrides, gif, no_video,
-                 video_scale, progress):
-    """Zoom DEPTH decades into CENTER of a 1-D or 2-D CONFIG: recomputed keyframes, their dimensions, a video (resumable).
-
-    A 1-D CONFIG gives Liu's strips (strips/NNN.png) and per-keyframe dyadic dimensions.
-    """
-    from fractalscape.zoom import zoom
-
-    if progress is None:
-        progress = sys.stderr.isatty()
-    try:
-        summary = zoom(config, out_dir, center=_center(center), depth=depth, frames_per_doubling=frames_per_doubling,
-                       size=_zoom_size(size), overrides=overrides, video=not no_video, gif=gif, progress=progress,
-                       outward=outward, video_scale=video_scale)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
-        sys.exit(130)
-    if "dyadic" in summary:
-        pooled = summary["dyadic"]
-        estimate = (f"dyadic dimension median {pooled['dimension']:.4f} over {pooled['frames']} keyframes "
-                    f"({pooled['min']:.4f} .. {pooled['max']:.4f})" if "dimension" in pooled else "no dimension")
-    else:
-        pooled = summary["sohl_dickstein"]
-        estimate = (f"pooled median-slope dimension {pooled['dimension']:.4f} +- {pooled['stderr']:.4f} "
-                    f"({pooled['slopes']} slopes)" if pooled.get("dimension") is not None else "no pooled dimension")
-    click.echo(f"{len(summary['frames'])} keyframes ({summary['keyframes_computed']} computed), {estimate}, "
-               f"compute {summary['compute_seconds']:.1f} s (keyframes {summary['keyframes_compute_seconds']:.1f} s in "
-               f"all), encode {summary['encode_seconds']:.1f} s -> {out_dir}")
-
-
 @main.command("audit")
 @click.argument("store")
 @click.option("--samples", type=int, default=1000, show_default=True,
@@ -555,62 +474,6 @@ def audit_command(store, samples, seed, as_json):
         else:
             click.echo(f"  {name:>24s}: not available ({counts.get('reason', '')})")
     click.echo(report["claims"])
-
-
-@main.command("serve")
-@click.argument("target")
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="Interface to listen on (default: this machine only).")
-@click.option("--port", type=int, default=5006, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--show/--no-show", default=False, help="Open a browser tab.")
-def serve_command(target, address, port, show):
-    """Explore TARGET (a config, a preset, or a STORE written by `fractalscape map`) in the browser."""
-    _check_listen(address, port)
-    try:
-        from fractalscape.dashboard import serve
-    except ImportError as err:
-        raise ConfigError(f"the dashboard needs holoviews and panel: pip install 'fractalscape[dashboard]' ({err})")
-    server = serve(target, address=address, port=port, show=show)
-    try:
-        server.join()
-    except KeyboardInterrupt:
-        server.stop()
-
-
-def _check_listen(address: str, port: int) -> None:
-    """Refuse, before the server starts, an --address this machine cannot listen on or a --port it cannot take.
-
-    Binds each address ``address`` resolves to as the server will (with
-    ``SO_REUSEADDR``, IPv6 sockets IPv6 only) and lets go: a port another
-    server holds is named here, instead of the server finding someone
-    listening there and printing a URL that is not its own.
-    """
-    import errno
-    import socket
-
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be 0 to 65535 (0 picks a free one), got {port}")
-    try:
-        found = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as err:
-        raise ConfigError(f"--address {address!r} is not a host name or address of this machine "
-                          f"({getattr(err, 'strerror', None) or err}); pass e.g. 127.0.0.1 or 0.0.0.0") from None
-    for family, kind, proto, _, sockaddr in found:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as err:
-                if err.errno == errno.EADDRINUSE:
-                    raise ConfigError(f"port {port} on {address} is already in use (another dashboard or server?); "
-                                      "stop it, pass another --port, or --port 0 for a free one") from None
-                if err.errno == errno.EACCES:
-                    raise ConfigError(f"port {port} on {address} needs privileges to listen on; pass a --port above "
-                                      "1023, or --port 0 for a free one") from None
-                raise ConfigError(f"cannot listen on {address} port {port} ({err.strerror or err}); pass an "
-                                  "--address of this machine (127.0.0.1, 0.0.0.0) or another --port") from None
 
 
 @main.group("presets", invoke_without_command=True)
@@ -663,40 +526,5 @@ def sweep_command(config, param, values, out_dir, overrides, method, as_json):
     click.echo(f"-> {out_dir}/sweep.json, {out_dir}/sweep.png")
 
 
-@main.command("reproduce")
-@click.argument("tile")
-@click.option("--out", "out_dir", required=True, help="Zoom directory (resumable).")
-@click.option("--depth", type=float, default=6.0, show_default=True, help="Decades zoomed out of the tile.")
-@click.option("--size", type=int, default=64, show_default=True, help="Keyframe pixels per side.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (without the zoom's summary).")
-@click.option("--video", is_flag=True,
-              help="Also write zoom.mp4, his zoom into the tile (from finished keyframes: nothing recomputed).")
-@click.option("--frames-per-doubling", type=int, default=4, show_default=True, help="Video frames per halving.")
-@click.option("--video-scale", type=int, default=4, show_default=True,
-              help="Video pixels per keyframe pixel along each side (1 .. 16).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def reproduce_command(tile, out_dir, depth, size, overrides, as_json, video, frames_per_doubling, video_scale,
-                      progress):
-    """Sohl-Dickstein's dimension of TILE (an sd-tile-* preset) by his protocol, beside his value.
-
-    Keyframes zoom out of the tile by doubling over DEPTH decades (log axes); the
-    local box-count slopes of all of them are pooled, as his estimate pools them.
-    """
-    from fractalscape.reproduce import reproduce
-
-    if progress is None:
-        progress = sys.stderr.isatty()
-    try:
-        result = reproduce(tile, out_dir, depth=depth, size=size, overrides=overrides, progress=progress,
-                           video=video, frames_per_doubling=frames_per_doubling, video_scale=video_scale)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished keyframes are kept; run the same command to resume", err=True)
-        sys.exit(130)
-    if as_json:
-        click.echo(json.dumps({k: v for k, v in result.items() if k != "summary"}, indent=2))
-        return
-    click.echo(f"{tile}: pooled median-slope dimension {result['dimension']:.4f} +- {result['stderr']:.4f} "
-               f"({result['slopes']} slopes over {result['keyframes']} keyframes of {size}x{size}, {depth:g} "
-               f"decades, computed in {result['summary']['keyframes_compute_seconds']:.0f} s); "
-               f"Sohl-Dickstein 2024: {result['published']:.2f} -> {out_dir}")
+# The zoom and dashboard commands live in their own modules; importing them registers them on main.
+from fractalscape.cli import serve, zoom  # noqa: E402,F401
