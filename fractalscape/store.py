@@ -10,14 +10,11 @@ recomputes; blocks with markers are never recomputed. Every chunk is
 written, also one equal to zarr's fill value (``write_empty_chunks``), so a
 marked block whose chunk file is missing is a damaged map.
 
-The store is compact (:data:`STORE_FORMAT` 2, measured in docs/benchmarks.md):
-``final_loss`` is kept as ``final_loss_log10`` (float32 log10 of its absolute
-value, rounded to multiples of :data:`LOSS_LOG10_QUANTUM`, so it compresses)
-and ``final_loss_negative`` (its sign); ``escape_step`` as int16 when the
-steps fit; every data variable is compressed with blosc-zstd and byte
-shuffle, and so are the coordinates. ``write_map(..., full_loss=True)`` keeps the float64 ``final_loss``
-as well. :func:`open_map` decodes either layout, and stores written before
-(float64 ``final_loss``, int32 ``escape_step``), into the Dataset
+The store is compact (:mod:`fractalscape.codec`: ``final_loss`` as float32
+log10 of its absolute value plus its sign, ``escape_step`` as int16 when the
+steps fit, blosc-zstd with byte shuffle); ``write_map(..., full_loss=True)``
+keeps the float64 ``final_loss`` as well. :func:`open_map` decodes either
+layout, and stores written before, into the Dataset
 :func:`fractalscape.trainability` returns. Multiscale overviews are written
 into ``map.zarr/overviews`` once every block is done
 (:mod:`fractalscape.overviews`).
@@ -45,6 +42,7 @@ import xarray as xr
 import zarr
 
 from fractalscape.cluster import active_client
+from fractalscape.codec import COMPRESSOR, decoded, encoded
 from fractalscape.errors import ConfigError
 from fractalscape.gd import KERNEL_VERSION
 from fractalscape.progress import BlockProgress
@@ -53,76 +51,6 @@ from fractalscape.trainability import INDEXED_AXIS_MAX
 MAP_NAME = "map.zarr"
 SUMMARY_NAME = "summary.json"
 DONE_DIR = "blocks-done"
-#: Layout of the arrays in map.zarr: 1 (attribute absent) float64 final_loss and int32 escape_step; 2 compact.
-STORE_FORMAT = 2
-#: Stored log10 |final_loss| values are multiples of this (2**-10 decade: relative error <= 0.113 %).
-LOSS_LOG10_QUANTUM = 2.0**-10
-#: The compressor of every data variable: zstd after byte shuffle (measured in docs/benchmarks.md).
-COMPRESSOR = {"name": "blosc", "configuration": {"cname": "zstd", "clevel": 5, "shuffle": "shuffle"}}
-
-
-def _log10_abs(loss: np.ndarray) -> np.ndarray:
-    """``log10 |loss|`` rounded to :data:`LOSS_LOG10_QUANTUM`, as float32 (0 -> -inf, inf -> inf, nan -> nan)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = np.log10(np.abs(loss)) / LOSS_LOG10_QUANTUM
-    # |log10| < 2**13, so every multiple of 2**-10 is exact in float32
-    return (np.round(scaled) * LOSS_LOG10_QUANTUM).astype(np.float32)
-
-
-def stored_final_loss(loss) -> np.ndarray:
-    """What a compact store gives back for ``loss`` (float64): ``sign * 10**log10_abs``.
-
-    Examples
-    --------
-    >>> stored_final_loss(np.array([0.0, -100.0, 1e300, np.inf, np.nan])).tolist()
-    [0.0, -100.0, 1e+300, inf, nan]
-    >>> float(abs(stored_final_loss(np.array([0.1234567]))[0] / 0.1234567 - 1)) < 1.13e-3
-    True
-    """
-    loss = np.asarray(loss, dtype=np.float64)
-    return _decode_loss(_log10_abs(loss), loss < 0)
-
-
-def _decode_loss(log10_abs, negative):
-    return np.where(negative, -1.0, 1.0) * 10.0 ** np.asarray(log10_abs, dtype=np.float64)
-
-
-def _encoded(ds: xr.Dataset, full_loss: bool, compact: bool) -> xr.Dataset:
-    """The variables a store keeps for ``ds``: compact ones unless ``compact`` is False (a format-1 store)."""
-    if not compact or "final_loss" not in ds:
-        return ds
-    loss = ds.final_loss
-    kept = {
-        "final_loss_log10": xr.apply_ufunc(_log10_abs, loss, dask="parallelized", output_dtypes=[np.float32],
-                                           keep_attrs=False).assign_attrs(
-            description="log10 |loss at the last step taken|, rounded to multiples of "
-                        f"{LOSS_LOG10_QUANTUM!r} (-inf: loss 0)"),
-        "final_loss_negative": (loss < 0).assign_attrs(description="whether the loss at the last step taken is < 0"),
-    }
-    out = ds.assign(kept)
-    if not full_loss:
-        out = out.drop_vars("final_loss")
-    if ds.attrs["steps"] < np.iinfo(np.int16).max:
-        out["escape_step"] = ds.escape_step.astype(np.int16)
-    return out.assign_attrs(store_format=STORE_FORMAT, full_loss=int(full_loss))
-
-
-def _decoded(ds: xr.Dataset) -> xr.Dataset:
-    """A stored map's Dataset as :func:`fractalscape.trainability` returns it (any store format)."""
-    if "final_loss_log10" in ds:
-        if "final_loss" not in ds:
-            loss = xr.apply_ufunc(_decode_loss, ds.final_loss_log10, ds.final_loss_negative, dask="parallelized",
-                                  output_dtypes=[np.float64])
-            ds["final_loss"] = loss.assign_attrs(
-                description="loss at the last step taken (stored as float32 log10 |loss| rounded to "
-                            f"{LOSS_LOG10_QUANTUM!r}: relative error <= 0.113 %)")
-        ds = ds.drop_vars(["final_loss_log10", "final_loss_negative"])
-    if "escape_step" in ds and ds.escape_step.dtype != np.int32:
-        ds["escape_step"] = ds.escape_step.astype(np.int32)
-    first = [name for name in ("diverged", "escape_step", "final_loss", "score") if name in ds]
-    return ds[first + [name for name in ds.data_vars if name not in first]]
-
-
 class Location:
     """An output directory: a local path, or an fsspec URL (``s3://bucket/run``, ``file:///data/run``).
 
@@ -308,9 +236,9 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False, full_loss: boo
         fs.rm(out.path(SUMMARY_NAME))
     if fs.exists(out.path(MAP_NAME)):
         attrs = _stored_attrs(out)
-        ds = _encoded(ds, bool(attrs.get("full_loss")), compact="store_format" in attrs)
+        ds = encoded(ds, bool(attrs.get("full_loss")), compact="store_format" in attrs)
     else:
-        ds = _encoded(ds, full_loss, compact=True)
+        ds = encoded(ds, full_loss, compact=True)
         encoding = {name: {"chunks": [c[0] for c in var.chunks]} for name, var in ds.variables.items()
                     if var.chunks}
         for name, var in ds.variables.items():  # coordinates too: shuffled, a linspace compresses 30-fold
@@ -479,7 +407,7 @@ def open_map(out_dir_or_store, *, allow_incomplete: bool = False) -> xr.Dataset:
 
     The Dataset has the variables and dtypes :func:`fractalscape.trainability`
     gives (``escape_step`` int32, ``final_loss`` float64, decoded from a
-    compact store: :func:`stored_final_loss`), whatever the store's format,
+    compact store: :func:`fractalscape.codec.stored_final_loss`), whatever the store's format,
     and ``attrs["store"]``, the ``map.zarr`` it was read from.
 
     A map with blocks never computed (an interrupted run) or chunk files lost
@@ -510,7 +438,7 @@ def open_map(out_dir_or_store, *, allow_incomplete: bool = False) -> xr.Dataset:
         out = _out_dir(store)
         raise ConfigError(f"the map at {str(out)!r} is {damage}; {_finish_hint(attrs, out)} "
                           "(or pass --allow-incomplete to use the finished part)")
-    ds = _decoded(xr.open_zarr(str(store), consolidated=False, create_default_indexes=False,
+    ds = decoded(xr.open_zarr(str(store), consolidated=False, create_default_indexes=False,
                                **store.zarr_options()))
     ds.attrs.pop("store_format", None)
     ds.attrs.pop("full_loss", None)

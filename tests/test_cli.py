@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import fractalscape as fs
-from fractalscape.store import stored_final_loss
+from fractalscape.codec import stored_final_loss
 
 SMALL = """
 [landscape]

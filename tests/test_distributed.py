@@ -13,7 +13,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import fractalscape as fs
-from fractalscape.store import stored_final_loss
+from fractalscape.codec import stored_final_loss
 from fractalscape.store import DONE_DIR, write_map
 
 # distributed leaves sockets of killed or closing workers to the garbage collector (2026-11).

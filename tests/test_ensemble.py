@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fractalscape as fs
-from fractalscape.store import stored_final_loss
+from fractalscape.codec import stored_final_loss
 from fractalscape.store import DONE_DIR
 from reference import gradient_descent
 

@@ -13,7 +13,8 @@ import pytest
 import zarr
 
 import fractalscape as fs
-from fractalscape.store import DONE_DIR, MAP_NAME, stored_final_loss, write_map
+from fractalscape.codec import stored_final_loss
+from fractalscape.store import DONE_DIR, MAP_NAME, write_map
 
 VARIABLES = ("diverged", "escape_step", "final_loss")
 

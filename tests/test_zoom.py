@@ -13,7 +13,7 @@ import xarray as xr
 from PIL import Image
 
 import fractalscape as fs
-from fractalscape.store import stored_final_loss
+from fractalscape.codec import stored_final_loss
 from fractalscape.zoom import color_scale, colorize, open_stack, pooled_median_slope, zoom
 from fractalscape.zoom.windows import ULP_FLOOR, check_zoom
 
