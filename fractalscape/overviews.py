@@ -23,8 +23,10 @@ The finest level has factor 4 in 2-D (16 points a cell) and 32 in 1-D
 Levels are reduced from float64 sums of each cell (counts, escape steps,
 losses), each level's from the previous one's, in an order fixed by the
 map's shape alone: the overviews are a function of the stored map, whatever
-its chunking or the scheduler. They are written once every block of the map
-is stored (:func:`fractalscape.store.write_map` calls :func:`write_overviews`),
+its chunking or the scheduler. One task a block of the map reads its points
+and sums them with numba kernels, which add in the order of the NumPy
+reductions they replace (``_cell_sums`` of ``_point_sums``), bit for bit.
+The levels are written once every block of the map is stored (:func:`fractalscape.store.write_map` calls :func:`write_overviews`),
 the ``multiscales`` attribute last, so an interrupted build leaves no
 overviews, which the next run (or ``fractalscape overviews STORE``) builds.
 Every level chunk carries a CRC-32C checksum: a level that is missing, of
@@ -38,13 +40,14 @@ from __future__ import annotations
 import math
 
 import dask
-import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from numba import njit
 
+from fractalscape.codec import COMPRESSOR
 from fractalscape.errors import ConfigError
-from fractalscape.store import COMPRESSOR, MAP_NAME, Location, _damage, _out_dir, check_complete
+from fractalscape.store import MAP_NAME, Location, _damage, _out_dir, check_complete
 
 GROUP = "overviews"
 VARIABLES = ("fraction_diverged", "escape_step", "log10_final_loss")
@@ -117,6 +120,189 @@ def _point_sums(diverged, escape, log10_loss) -> np.ndarray:
     return sums
 
 
+# The kernels below compute what _cell_sums(_point_sums(...)) and _cell_sums compute, bit for bit, without
+# the per-point float64 arrays: the same float64 additions in the same order as NumPy's ``sum`` in
+# _cell_sums (which starts from 0.0): along the first axis of a 2-D map one point after the other; along
+# the last axis (the only one of a 1-D map) NumPy's pairwise summation of the cell's ``factor`` values,
+# padding zeros included. The counts and escape steps are integers, exact in any order.
+#: The longest cell NumPy's pairwise summation adds without splitting it (its PW_BLOCKSIZE).
+_PAIRWISE_BLOCK = 128
+
+
+@njit(nogil=True, cache=True)
+def _pairwise(values, n):  # pragma: no cover  (compiled)
+    """NumPy's pairwise sum of ``values[:n]`` for ``n <= 128``: its order of float64 additions."""
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += values[i]
+        return res
+    r0, r1, r2, r3 = values[0], values[1], values[2], values[3]
+    r4, r5, r6, r7 = values[4], values[5], values[6], values[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += values[i]
+        i += 1
+    return res
+
+
+@njit(nogil=True, cache=True)
+def _points_to_cells(diverged, escape, loss, factor, floor):  # pragma: no cover  (compiled)
+    """``_cell_sums(_point_sums(diverged, escape, loss), factor)`` of a 1-D or 2-D block, bit for bit."""
+    if diverged.ndim == 1:
+        n = diverged.shape[0]
+        cells = (n + factor - 1) // factor
+        out = np.empty((5, cells))
+        values = np.zeros(factor)
+        for i in range(cells):
+            start, stop = i * factor, min(i * factor + factor, n)
+            n_div, esc, n_conv = 0, 0, 0
+            for p in range(start, stop):
+                value = 0.0
+                if diverged[p]:
+                    n_div += 1
+                    esc += escape[p]
+                else:
+                    x = np.float64(loss[p])
+                    if np.isfinite(x):
+                        n_conv += 1
+                        value = x if x > floor else floor
+                values[p - start] = value
+            for p in range(stop - start, factor):
+                values[p] = 0.0
+            out[0, i] = stop - start
+            out[1, i] = n_div
+            out[2, i] = esc
+            out[3, i] = n_conv
+            out[4, i] = 0.0 + _pairwise(values, factor)
+        return out
+    rows, cols = diverged.shape[0], diverged.shape[-1]
+    row_cells, col_cells = (rows + factor - 1) // factor, (cols + factor - 1) // factor
+    out = np.empty((5, row_cells, col_cells))
+    down = np.zeros(cols)                     # the sums down each column of a row of cells
+    n_div = np.zeros(cols, dtype=np.int64)    # and the counts
+    esc = np.zeros(cols, dtype=np.int64)
+    n_conv = np.zeros(cols, dtype=np.int64)
+    values = np.zeros(factor)
+    for i in range(row_cells):
+        r0, r1 = i * factor, min(i * factor + factor, rows)
+        down[:] = 0.0
+        n_div[:] = 0
+        esc[:] = 0
+        n_conv[:] = 0
+        for r in range(r0, r1):  # one point after the other down each column (padding rows: nothing to add)
+            for c in range(cols):  # without branches, which the fractal boundaries would mispredict
+                point_div = diverged[r, c]
+                x = np.float64(loss[r, c])
+                counted = (not point_div) & np.isfinite(x)  # converged with a finite loss
+                n_div[c] += point_div
+                esc[c] += escape[r, c] * point_div
+                n_conv[c] += counted
+                down[c] += (x if x > floor else floor) if counted else 0.0
+        if cols == 1:  # NumPy sums down a 1-column block pairwise
+            for r in range(r0, r1):
+                value = 0.0
+                x = np.float64(loss[r, 0])
+                if not diverged[r, 0] and np.isfinite(x):
+                    value = x if x > floor else floor
+                values[r - r0] = value
+            for r in range(r1 - r0, factor):
+                values[r] = 0.0
+            down[0] = 0.0 + _pairwise(values, factor)
+        for j in range(col_cells):
+            c0, c1 = j * factor, min(j * factor + factor, cols)
+            cell_div, cell_esc, cell_conv = 0, 0, 0
+            for c in range(c0, c1):
+                cell_div += n_div[c]
+                cell_esc += esc[c]
+                cell_conv += n_conv[c]
+                values[c - c0] = down[c]
+            for c in range(c1 - c0, factor):
+                values[c] = 0.0
+            out[0, i, j] = (r1 - r0) * (c1 - c0)
+            out[1, i, j] = cell_div
+            out[2, i, j] = cell_esc
+            out[3, i, j] = cell_conv
+            out[4, i, j] = 0.0 + _pairwise(values, factor)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _cells_to_cells(sums, factor):  # pragma: no cover  (compiled)
+    """``_cell_sums(sums, factor)`` of float64 sums (fields x cells, 1-D or 2-D), bit for bit."""
+    fields = sums.shape[0]
+    if sums.ndim == 2:
+        n = sums.shape[1]
+        cells = (n + factor - 1) // factor
+        out = np.empty((fields, cells))
+        values = np.zeros(factor)
+        for k in range(fields):
+            for i in range(cells):
+                start, stop = i * factor, min(i * factor + factor, n)
+                for p in range(start, stop):
+                    values[p - start] = sums[k, p]
+                for p in range(stop - start, factor):
+                    values[p] = 0.0
+                out[k, i] = 0.0 + _pairwise(values, factor)
+        return out
+    rows, cols = sums.shape[1], sums.shape[-1]
+    row_cells, col_cells = (rows + factor - 1) // factor, (cols + factor - 1) // factor
+    out = np.empty((fields, row_cells, col_cells))
+    down = np.zeros(cols)       # the sums down each column of a row of cells
+    values = np.zeros(factor)
+    for k in range(fields):
+        for i in range(row_cells):
+            r0, r1 = i * factor, min(i * factor + factor, rows)
+            if cols == 1:
+                for r in range(r0, r1):
+                    values[r - r0] = sums[k, r, 0]
+                for r in range(r1 - r0, factor):
+                    values[r] = 0.0
+                down[0] = 0.0 + _pairwise(values, factor)
+            else:  # the padding rows add 0.0 to sums that start at 0.0: nothing to add
+                for c in range(cols):
+                    down[c] = 0.0
+                for r in range(r0, r1):
+                    for c in range(cols):
+                        down[c] += sums[k, r, c]
+            for j in range(col_cells):
+                c0, c1 = j * factor, min(j * factor + factor, cols)
+                for c in range(c0, c1):
+                    values[c - c0] = down[c]
+                for c in range(c1 - c0, factor):
+                    values[c] = 0.0
+                out[k, i, j] = 0.0 + _pairwise(values, factor)
+    return out
+
+
+def _first_cells(diverged, escape, log10_loss, factor: int) -> np.ndarray:
+    """``_cell_sums(_point_sums(diverged, escape, log10_loss), factor)``, with the kernel where it applies."""
+    diverged, escape, log10_loss = np.asarray(diverged), np.asarray(escape), np.asarray(log10_loss)
+    if (diverged.dtype == np.bool_ and escape.dtype.kind in "iu" and escape.dtype.itemsize <= 4
+            and log10_loss.dtype in (np.float32, np.float64) and 1 <= diverged.ndim <= 2
+            and diverged.shape == escape.shape == log10_loss.shape and diverged.size and factor <= _PAIRWISE_BLOCK):
+        return _points_to_cells(diverged, escape, log10_loss, factor, LOSS_FLOOR)
+    return _cell_sums(_point_sums(diverged, escape, log10_loss), factor)
+
+
+def _coarser_cells(sums: np.ndarray, factor: int) -> np.ndarray:
+    """``_cell_sums(sums, factor)``, with the kernel where it applies."""
+    if sums.dtype == np.float64 and 2 <= sums.ndim <= 3 and sums.size and factor <= _PAIRWISE_BLOCK:
+        return _cells_to_cells(sums, factor)
+    return _cell_sums(sums, factor)
+
+
 def _means(sums: np.ndarray) -> dict[str, np.ndarray]:
     points, diverged, escape, converged, loss = sums
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -127,29 +313,39 @@ def _means(sums: np.ndarray) -> dict[str, np.ndarray]:
         }
 
 
-def _log10_loss(group):
-    """The stored log10 |final_loss| (compact stores) or its value from the float64 losses (older ones)."""
-    if "final_loss_log10" in group:
-        return da.from_zarr(group["final_loss_log10"])
-    loss = da.from_zarr(group["final_loss"])
-    return loss.map_blocks(lambda x: np.log10(np.abs(x), where=x != 0, out=np.full(x.shape, -np.inf)),
-                           dtype=np.float64)
+def _point_arrays(group) -> tuple:
+    """diverged, escape_step and the stored log10 |final_loss| (compact stores) or float64 losses (older ones)."""
+    loss = group["final_loss_log10"] if "final_loss_log10" in group else group["final_loss"]
+    return group["diverged"], group["escape_step"], loss
 
 
-def _write_levels(group, start: tuple, levels: dict) -> None:
+def _read_points(points: tuple, region: tuple) -> tuple:
+    """diverged, escape step and log10 |final_loss| of the points in ``region``, from :func:`_point_arrays`."""
+    diverged, escape, loss = (array[region] for array in points)
+    if points[2].basename == "final_loss":  # an older store's losses
+        loss = np.log10(np.abs(loss), where=loss != 0, out=np.full(loss.shape, -np.inf))
+    return diverged, escape, loss
+
+
+def _write_levels(arrays: dict, start: tuple, levels: dict) -> None:
+    """Write the means of each level's sums (``levels``: factor -> sums) from ``start`` (in points)."""
     for factor, sums in levels.items():
         region = tuple(slice(s // factor, s // factor + n) for s, n in zip(start, sums.shape[1:]))
         for name, values in _means(sums).items():
-            group[f"{factor}/{name}"].with_config({"write_empty_chunks": True})[region] = values
+            arrays[factor][name][region] = values
 
 
-def _build_block(diverged, escape, log10_loss, start, first, written, returned, store, options):
+def _build_block(points, start, side, first, written, returned, arrays):
     """One block's cells: writes the ``written`` levels' parts, returns the sums at factor ``returned``.
 
+    The block is the map's points (``points``: :func:`_point_arrays`) from
+    ``start``, ``side`` along each axis (fewer at its end), read straight
+    from the store; ``arrays`` (factor -> name -> array) are the levels.
     Factor ``first`` is summed from the points, each next one from the one
     before, two by two along each axis, as the coarser levels are.
     """
-    sums, factor = _cell_sums(_point_sums(diverged, escape, log10_loss), first), first
+    region = tuple(slice(s, min(s + side, n)) for s, n in zip(start, points[0].shape))
+    sums, factor = _first_cells(*_read_points(points, region), first), first
     levels, result = {}, None
     top = max([*written, returned or 0])
     while True:
@@ -159,8 +355,8 @@ def _build_block(diverged, escape, log10_loss, start, first, written, returned, 
             result = sums
         if factor >= top:
             break
-        sums, factor = _cell_sums(sums, 2), factor * 2
-    _write_levels(zarr.open_group(store, mode="r+", **options)[GROUP], start, levels)
+        sums, factor = _coarser_cells(sums, 2), factor * 2
+    _write_levels(arrays, start, levels)
     return result
 
 
@@ -233,22 +429,22 @@ def write_overviews(where, *, notes: list | None = None) -> list[int]:
         return []
     group = root.create_group(GROUP)
     side, written, returned = _plan(shape, factors)
+    arrays = {}
     for factor in factors:
         level = group.create_group(str(factor))
         cells = tuple(math.ceil(n / factor) for n in shape)
         chunks = tuple(min(c, side // factor) for c in cells) if factor in written else cells
-        for name in VARIABLES:
-            level.create_array(name, shape=cells, chunks=chunks, dtype=np.float32, fill_value=np.nan,
-                               compressors=[COMPRESSOR, _CHECKSUM], dimension_names=dims)
-    blocks = [da.from_zarr(root[name]).rechunk(side) for name in ("diverged", "escape_step")]
-    blocks.append(_log10_loss(root).rechunk(side))
-    delayed = [b.to_delayed(optimize_graph=False) for b in blocks]
+        arrays[factor] = {name: level.create_array(name, shape=cells, chunks=chunks, dtype=np.float32,
+                                                   fill_value=np.nan, compressors=[COMPRESSOR, _CHECKSUM],
+                                                   dimension_names=dims).with_config({"write_empty_chunks": True})
+                          for name in VARIABLES}
+    # one task a block, which reads its points itself (no task a chunk, no copies to rechunk them)
+    points, block_arrays = _point_arrays(root), {factor: arrays[factor] for factor in written}
     tasks, starts = [], []
-    for index in np.ndindex(*blocks[0].numblocks):
+    for index in np.ndindex(*(math.ceil(n / side) for n in shape)):
         start = tuple(i * side for i in index)
         starts.append(start)
-        tasks.append(dask.delayed(_build_block)(*(d[index] for d in delayed), start, factors[0], written,
-                                                returned, store.where, options))
+        tasks.append(dask.delayed(_build_block)(points, start, side, factors[0], written, returned, block_arrays))
     results = dask.compute(*tasks)
     if returned is not None:
         cells = tuple(math.ceil(n / returned) for n in shape)
@@ -259,8 +455,8 @@ def write_overviews(where, *, notes: list | None = None) -> list[int]:
         factor = returned
         while factor <= factors[-1]:
             if factor in factors and factor not in written:
-                _write_levels(group, (0,) * len(shape), {factor: sums})
-            sums, factor = _cell_sums(sums, 2), factor * 2
+                _write_levels(arrays, (0,) * len(shape), {factor: sums})
+            sums, factor = _coarser_cells(sums, 2), factor * 2
     scales = {dim: root[dim].attrs.get("scale", "linear") for dim in dims}
     ends = {dim: (float(root[dim][0]), float(root[dim][-1])) for dim in dims}
     for factor in factors:

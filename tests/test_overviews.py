@@ -185,3 +185,59 @@ def test_maps_without_overviews_say_why(tmp_path):
     with pytest.raises(fs.ConfigError, match="cannot build overviews of .* the map is incomplete: 1 of 24 blocks"):
         write_overviews(incomplete)
     assert json.loads((incomplete / MAP_NAME / GROUP / "zarr.json").read_text())["attributes"]["multiscales"]
+
+
+def _random_points(rng, shape):
+    """diverged, escape_step, log10 losses with every kind of value: NaN, +-inf, -0.0, below the floor."""
+    diverged = rng.random(shape) < rng.choice([0.0, 0.3, 1.0])
+    escape = rng.integers(-5, 30000, shape).astype(rng.choice([np.int16, np.int32]))
+    loss = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3, shape)
+    kind = rng.integers(0, 12, shape)
+    loss[kind == 0] = np.nan
+    loss[kind == 1] = np.inf
+    loss[kind == 2] = -np.inf  # a loss of 0
+    loss[kind == 3] = -0.0
+    loss[kind == 4] = -400.0 * rng.random((kind == 4).sum())  # below LOSS_FLOOR
+    if rng.random() < 0.2:  # whole cells of one kind
+        diverged[: shape[0] // 2] = True
+        diverged[shape[0] // 2:][..., :1] = False
+    return diverged, escape, loss.astype(rng.choice([np.float32, np.float64]))
+
+
+def _same_bits(got, expected):
+    assert got.shape == expected.shape and got.dtype == expected.dtype == np.float64
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint64)[~nan], expected.view(np.uint64)[~nan])
+
+
+SHAPES = [(1,), (31,), (32,), (33,), (1000,), (4097,), (1, 1), (1, 7), (7, 1), (3, 5), (4, 4), (33, 1),
+          (1, 65), (97, 61), (128, 130), (257, 263), (64, 31)]
+
+
+@pytest.mark.parametrize("factor", [4, 32])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_the_kernels_add_in_numpys_order_bit_for_bit(shape, factor):
+    """The numba kernels against the NumPy reductions they replace (_point_sums, _cell_sums), bit for bit."""
+    from fractalscape.overviews import (_cell_sums, _cells_to_cells, _coarser_cells, _first_cells, _point_sums,
+                                        _points_to_cells)
+
+    rng = np.random.default_rng([factor, *shape])
+    for _ in range(4):
+        diverged, escape, loss = _random_points(rng, shape)
+        expected = _cell_sums(_point_sums(diverged, escape, loss), factor)
+        _same_bits(_points_to_cells(diverged, escape, loss, factor, LOSS_FLOOR), expected)
+        _same_bits(_first_cells(diverged, escape, loss, factor), expected)
+        for f in (2, factor):
+            _same_bits(_cells_to_cells(expected, f), _cell_sums(expected, f))
+            _same_bits(_coarser_cells(expected, f), _cell_sums(expected, f))
+        # sums of any floats, -0.0, NaN and +-inf among them, of the magnitudes where the order of additions shows
+        sums = rng.standard_normal((5, *shape)) * 10.0 ** rng.integers(-8, 17, (5, *shape))
+        kind = rng.integers(0, 20, sums.shape)
+        sums[kind == 0], sums[kind == 1], sums[kind == 2], sums[kind == 3] = -0.0, np.nan, np.inf, -np.inf
+        sums[kind == 4] = 0.0
+        if rng.random() < 0.3:
+            sums[:, : shape[0] // 2] = -0.0
+        for f in (2, 4, factor):
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, sums past the float64 range
+                _same_bits(_cells_to_cells(sums, f), _cell_sums(sums, f))
