@@ -36,7 +36,10 @@ batch are the same for every lane: they are read as scalars, which LLVM
 broadcasts and keeps in registers, and the loops over hidden units and
 lanes of the first layer run as one flat loop. Register blocking does the
 rest: two samples share each load of ``W_0`` in the forward pass, two rows
-of a gradient each load of ``d loss / d u`` in the backward pass.
+of a gradient each load of ``d loss / d u`` in the backward pass. Rows that
+differ between lanes (the hidden layers', a minibatch's inputs) keep the
+loop over lanes innermost: 4 x 4 blocks of sums in registers, a few terms
+at a time, each added to its partial sum in the buffer (see ``CH`` below).
 
 Every sum still adds its terms in the order of the one-sample-at-a-time
 loop (over the input index, the hidden index, then the samples, each from
@@ -169,74 +172,294 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
                     return real[(IN + t * n + i) * L + k]
             return input_at
 
+        # Per-lane inputs (a hidden layer's, a minibatch's) differ between lanes, so the lane
+        # loop cannot fuse with another one; it is the innermost loop once LLVM unrolls the
+        # constant-length loops inside it, which are kept short: each sum takes CH terms at a
+        # time, added in order to its partial sum in the buffer, for blocks of 4 samples x 4
+        # outputs (a repeat past the end recomputes the last one), 16 independent sums in
+        # registers per vector of lanes, each load feeding 4 of them. A reduction loop
+        # innermost instead (over all n terms, one or two sums) ran 2-4x slower.
+        CH = 4 if n % 4 == 0 else (2 if n % 2 == 0 else 1)
+
         def make_forward(shared):
             input_at = make_input(shared)
-            # Shared inputs are the same scalar for every lane, so the loops over j and
-            # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
-            # vectorize behind a runtime alias check (the scalar loads come from x, not
-            # the buffer). Per-lane inputs index the lane: nested loops over j, then k.
-            rows, cols = (1, n * L) if shared else (n, L)
 
-            # Each loop below writes every element once, from values it loaded first
-            # (sums run in registers): the loop over lanes is then vectorizable.
+            if shared:
+                # Shared inputs are the same scalar for every lane, so the loops over j and
+                # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
+                # vectorize behind a runtime alias check (the scalar loads come from x, not
+                # the buffer). Each loop writes every element once, from values it loaded
+                # first (sums run in registers).
+                rows, cols = 1, n * L
+
+                @njit(nogil=True, error_model="numpy", inline="always")
+                def forward(real, x, first, IN, WL, UL, HL):
+                    # u = (h @ W) * in_scale, two samples per pass so that each load of W feeds
+                    # two independent sums.
+                    for t in range(0, m, 2):
+                        t2 = min(t + 1, m - 1)  # an odd tile computes its last sample twice
+                        for j in range(rows):
+                            for k in range(cols):
+                                z = 0.0
+                                z2 = 0.0
+                                for i in range(n):
+                                    w = real[(WL + i * n + j) * L + k]
+                                    z += input_at(real, x, IN, first, t, i, k) * w
+                                    z2 += input_at(real, x, IN, first, t2, i, k) * w
+                                real[(UL + t * n + j) * L + k] = z * in_scale
+                                real[(UL + t2 * n + j) * L + k] = z2 * in_scale
+                    # h = post_scale * phi(u) in one flat loop: phi's long dependency chains
+                    # interleave across all m * n * L values.
+                    for e in range(m * n * L):
+                        h = phi(real[UL * L + e])
+                        real[HL * L + e] = h * post_scale if post_scale != 1.0 else h
+
+                return forward
+
             @njit(nogil=True, error_model="numpy", inline="always")
             def forward(real, x, first, IN, WL, UL, HL):
-                # u = (h @ W) * in_scale, two samples per pass so that each load of W feeds
-                # two independent sums.
-                for t in range(0, m, 2):
-                    t2 = min(t + 1, m - 1)  # an odd tile computes its last sample twice
-                    for j in range(rows):
-                        for k in range(cols):
-                            z = 0.0
-                            z2 = 0.0
-                            for i in range(n):
-                                w = real[(WL + i * n + j) * L + k]
-                                z += input_at(real, x, IN, first, t, i, k) * w
-                                z2 += input_at(real, x, IN, first, t2, i, k) * w
-                            real[(UL + t * n + j) * L + k] = z * in_scale
-                            real[(UL + t2 * n + j) * L + k] = z2 * in_scale
-                # h = post_scale * phi(u) in one flat loop: phi's long dependency chains
-                # interleave across all m * n * L values.
+                # u = h @ W: samples t .. t3, outputs j .. j3, inputs ib .. ib + CH - 1 per pass.
                 for e in range(m * n * L):
-                    h = phi(real[UL * L + e])
+                    real[UL * L + e] = 0.0
+                for t in range(0, m, 4):
+                    t0, t1, t2, t3 = t, min(t + 1, m - 1), min(t + 2, m - 1), min(t + 3, m - 1)
+                    for ib in range(0, n, CH):
+                        for j in range(0, n, 4):
+                            j0, j1, j2, j3 = j, min(j + 1, n - 1), min(j + 2, n - 1), min(j + 3, n - 1)
+                            for k in range(L):
+                                z00 = real[(UL + t0 * n + j0) * L + k]
+                                z01 = real[(UL + t0 * n + j1) * L + k]
+                                z02 = real[(UL + t0 * n + j2) * L + k]
+                                z03 = real[(UL + t0 * n + j3) * L + k]
+                                z10 = real[(UL + t1 * n + j0) * L + k]
+                                z11 = real[(UL + t1 * n + j1) * L + k]
+                                z12 = real[(UL + t1 * n + j2) * L + k]
+                                z13 = real[(UL + t1 * n + j3) * L + k]
+                                z20 = real[(UL + t2 * n + j0) * L + k]
+                                z21 = real[(UL + t2 * n + j1) * L + k]
+                                z22 = real[(UL + t2 * n + j2) * L + k]
+                                z23 = real[(UL + t2 * n + j3) * L + k]
+                                z30 = real[(UL + t3 * n + j0) * L + k]
+                                z31 = real[(UL + t3 * n + j1) * L + k]
+                                z32 = real[(UL + t3 * n + j2) * L + k]
+                                z33 = real[(UL + t3 * n + j3) * L + k]
+                                for i in range(ib, ib + CH):
+                                    a0 = input_at(real, x, IN, first, t0, i, k)
+                                    a1 = input_at(real, x, IN, first, t1, i, k)
+                                    a2 = input_at(real, x, IN, first, t2, i, k)
+                                    a3 = input_at(real, x, IN, first, t3, i, k)
+                                    w0 = real[(WL + i * n + j0) * L + k]
+                                    w1 = real[(WL + i * n + j1) * L + k]
+                                    w2 = real[(WL + i * n + j2) * L + k]
+                                    w3 = real[(WL + i * n + j3) * L + k]
+                                    z00 += a0 * w0
+                                    z01 += a0 * w1
+                                    z02 += a0 * w2
+                                    z03 += a0 * w3
+                                    z10 += a1 * w0
+                                    z11 += a1 * w1
+                                    z12 += a1 * w2
+                                    z13 += a1 * w3
+                                    z20 += a2 * w0
+                                    z21 += a2 * w1
+                                    z22 += a2 * w2
+                                    z23 += a2 * w3
+                                    z30 += a3 * w0
+                                    z31 += a3 * w1
+                                    z32 += a3 * w2
+                                    z33 += a3 * w3
+                                real[(UL + t0 * n + j0) * L + k] = z00
+                                real[(UL + t0 * n + j1) * L + k] = z01
+                                real[(UL + t0 * n + j2) * L + k] = z02
+                                real[(UL + t0 * n + j3) * L + k] = z03
+                                real[(UL + t1 * n + j0) * L + k] = z10
+                                real[(UL + t1 * n + j1) * L + k] = z11
+                                real[(UL + t1 * n + j2) * L + k] = z12
+                                real[(UL + t1 * n + j3) * L + k] = z13
+                                real[(UL + t2 * n + j0) * L + k] = z20
+                                real[(UL + t2 * n + j1) * L + k] = z21
+                                real[(UL + t2 * n + j2) * L + k] = z22
+                                real[(UL + t2 * n + j3) * L + k] = z23
+                                real[(UL + t3 * n + j0) * L + k] = z30
+                                real[(UL + t3 * n + j1) * L + k] = z31
+                                real[(UL + t3 * n + j2) * L + k] = z32
+                                real[(UL + t3 * n + j3) * L + k] = z33
+                # u = (h @ W) * in_scale and h = post_scale * phi(u) in one flat loop.
+                for e in range(m * n * L):
+                    u = real[UL * L + e] * in_scale
+                    real[UL * L + e] = u
+                    h = phi(u)
                     real[HL * L + e] = h * post_scale if post_scale != 1.0 else h
 
             return forward
 
         def make_weight_gradient(shared):
             input_at = make_input(shared)
-            rows, cols = (1, n * L) if shared else (n, L)
+
+            if shared:
+                rows, cols = 1, n * L  # columns and lanes as one flat loop
+
+                @njit(nogil=True, error_model="numpy", inline="always")
+                def weight_gradient(real, x, first, IN, GL, UL):
+                    # G += input^T d, two rows per pass so that each load of d feeds two sums.
+                    for i in range(0, n, 2):
+                        i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
+                        for j in range(rows):
+                            for k in range(cols):
+                                g = real[(GL + i * n + j) * L + k]
+                                g2 = real[(GL + i2 * n + j) * L + k]
+                                for t in range(m):
+                                    d = real[(UL + t * n + j) * L + k]
+                                    g += input_at(real, x, IN, first, t, i, k) * d
+                                    g2 += input_at(real, x, IN, first, t, i2, k) * d
+                                real[(GL + i * n + j) * L + k] = g
+                                real[(GL + i2 * n + j) * L + k] = g2
+
+                return weight_gradient
 
             @njit(nogil=True, error_model="numpy", inline="always")
             def weight_gradient(real, x, first, IN, GL, UL):
-                # G += input^T d, two rows per pass so that each load of d feeds two sums.
-                for i in range(0, n, 2):
-                    i2 = min(i + 1, n - 1)  # an odd width computes its last row twice
-                    for j in range(rows):
-                        for k in range(cols):
-                            g = real[(GL + i * n + j) * L + k]
-                            g2 = real[(GL + i2 * n + j) * L + k]
+                # G += input^T d over the tile's samples: rows i .. i3 and columns j .. j3 per pass.
+                for i in range(0, n, 4):
+                    i0, i1, i2, i3 = i, min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
+                    for j in range(0, n, 4):
+                        j0, j1, j2, j3 = j, min(j + 1, n - 1), min(j + 2, n - 1), min(j + 3, n - 1)
+                        for k in range(L):
+                            g00 = real[(GL + i0 * n + j0) * L + k]
+                            g01 = real[(GL + i0 * n + j1) * L + k]
+                            g02 = real[(GL + i0 * n + j2) * L + k]
+                            g03 = real[(GL + i0 * n + j3) * L + k]
+                            g10 = real[(GL + i1 * n + j0) * L + k]
+                            g11 = real[(GL + i1 * n + j1) * L + k]
+                            g12 = real[(GL + i1 * n + j2) * L + k]
+                            g13 = real[(GL + i1 * n + j3) * L + k]
+                            g20 = real[(GL + i2 * n + j0) * L + k]
+                            g21 = real[(GL + i2 * n + j1) * L + k]
+                            g22 = real[(GL + i2 * n + j2) * L + k]
+                            g23 = real[(GL + i2 * n + j3) * L + k]
+                            g30 = real[(GL + i3 * n + j0) * L + k]
+                            g31 = real[(GL + i3 * n + j1) * L + k]
+                            g32 = real[(GL + i3 * n + j2) * L + k]
+                            g33 = real[(GL + i3 * n + j3) * L + k]
                             for t in range(m):
-                                d = real[(UL + t * n + j) * L + k]
-                                g += input_at(real, x, IN, first, t, i, k) * d
-                                g2 += input_at(real, x, IN, first, t, i2, k) * d
-                            real[(GL + i * n + j) * L + k] = g
-                            real[(GL + i2 * n + j) * L + k] = g2
+                                a0 = input_at(real, x, IN, first, t, i0, k)
+                                a1 = input_at(real, x, IN, first, t, i1, k)
+                                a2 = input_at(real, x, IN, first, t, i2, k)
+                                a3 = input_at(real, x, IN, first, t, i3, k)
+                                d0 = real[(UL + t * n + j0) * L + k]
+                                d1 = real[(UL + t * n + j1) * L + k]
+                                d2 = real[(UL + t * n + j2) * L + k]
+                                d3 = real[(UL + t * n + j3) * L + k]
+                                g00 += a0 * d0
+                                g01 += a0 * d1
+                                g02 += a0 * d2
+                                g03 += a0 * d3
+                                g10 += a1 * d0
+                                g11 += a1 * d1
+                                g12 += a1 * d2
+                                g13 += a1 * d3
+                                g20 += a2 * d0
+                                g21 += a2 * d1
+                                g22 += a2 * d2
+                                g23 += a2 * d3
+                                g30 += a3 * d0
+                                g31 += a3 * d1
+                                g32 += a3 * d2
+                                g33 += a3 * d3
+                            real[(GL + i0 * n + j0) * L + k] = g00
+                            real[(GL + i0 * n + j1) * L + k] = g01
+                            real[(GL + i0 * n + j2) * L + k] = g02
+                            real[(GL + i0 * n + j3) * L + k] = g03
+                            real[(GL + i1 * n + j0) * L + k] = g10
+                            real[(GL + i1 * n + j1) * L + k] = g11
+                            real[(GL + i1 * n + j2) * L + k] = g12
+                            real[(GL + i1 * n + j3) * L + k] = g13
+                            real[(GL + i2 * n + j0) * L + k] = g20
+                            real[(GL + i2 * n + j1) * L + k] = g21
+                            real[(GL + i2 * n + j2) * L + k] = g22
+                            real[(GL + i2 * n + j3) * L + k] = g23
+                            real[(GL + i3 * n + j0) * L + k] = g30
+                            real[(GL + i3 * n + j1) * L + k] = g31
+                            real[(GL + i3 * n + j2) * L + k] = g32
+                            real[(GL + i3 * n + j3) * L + k] = g33
 
             return weight_gradient
 
         @njit(nogil=True, error_model="numpy", inline="always")
         def back_through(real, WL, UL, UB, HB):
-            # d loss / d (h @ W) of the layer below: back through W and phi.
-            for t in range(m):
-                for i in range(n):
-                    for k in range(L):
-                        s = 0.0
-                        for j in range(n):
-                            s += real[(WL + i * n + j) * L + k] * real[(UL + t * n + j) * L + k]
-                        d = s * post_scale if post_scale != 1.0 else s
-                        d = d * dphi(real[(UB + t * n + i) * L + k], real[(HB + t * n + i) * L + k])
-                        real[(UB + t * n + i) * L + k] = d * in_scale
+            # d loss / d (h @ W) of the layer below: back through W and phi. Its h (HB) is dead
+            # once this layer's weight gradient has read it, so HB takes phi'(u) and UB the sums
+            # over j: samples t .. t3, rows i .. i3, terms jb .. jb + CH - 1 per pass.
+            for e in range(m * n * L):
+                real[HB * L + e] = dphi(real[UB * L + e], real[HB * L + e])
+                real[UB * L + e] = 0.0
+            for t in range(0, m, 4):
+                t0, t1, t2, t3 = t, min(t + 1, m - 1), min(t + 2, m - 1), min(t + 3, m - 1)
+                for jb in range(0, n, CH):
+                    for i in range(0, n, 4):
+                        i0, i1, i2, i3 = i, min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
+                        for k in range(L):
+                            z00 = real[(UB + t0 * n + i0) * L + k]
+                            z01 = real[(UB + t0 * n + i1) * L + k]
+                            z02 = real[(UB + t0 * n + i2) * L + k]
+                            z03 = real[(UB + t0 * n + i3) * L + k]
+                            z10 = real[(UB + t1 * n + i0) * L + k]
+                            z11 = real[(UB + t1 * n + i1) * L + k]
+                            z12 = real[(UB + t1 * n + i2) * L + k]
+                            z13 = real[(UB + t1 * n + i3) * L + k]
+                            z20 = real[(UB + t2 * n + i0) * L + k]
+                            z21 = real[(UB + t2 * n + i1) * L + k]
+                            z22 = real[(UB + t2 * n + i2) * L + k]
+                            z23 = real[(UB + t2 * n + i3) * L + k]
+                            z30 = real[(UB + t3 * n + i0) * L + k]
+                            z31 = real[(UB + t3 * n + i1) * L + k]
+                            z32 = real[(UB + t3 * n + i2) * L + k]
+                            z33 = real[(UB + t3 * n + i3) * L + k]
+                            for j in range(jb, jb + CH):
+                                a0 = real[(UL + t0 * n + j) * L + k]
+                                a1 = real[(UL + t1 * n + j) * L + k]
+                                a2 = real[(UL + t2 * n + j) * L + k]
+                                a3 = real[(UL + t3 * n + j) * L + k]
+                                w0 = real[(WL + i0 * n + j) * L + k]
+                                w1 = real[(WL + i1 * n + j) * L + k]
+                                w2 = real[(WL + i2 * n + j) * L + k]
+                                w3 = real[(WL + i3 * n + j) * L + k]
+                                z00 += w0 * a0
+                                z01 += w1 * a0
+                                z02 += w2 * a0
+                                z03 += w3 * a0
+                                z10 += w0 * a1
+                                z11 += w1 * a1
+                                z12 += w2 * a1
+                                z13 += w3 * a1
+                                z20 += w0 * a2
+                                z21 += w1 * a2
+                                z22 += w2 * a2
+                                z23 += w3 * a2
+                                z30 += w0 * a3
+                                z31 += w1 * a3
+                                z32 += w2 * a3
+                                z33 += w3 * a3
+                            real[(UB + t0 * n + i0) * L + k] = z00
+                            real[(UB + t0 * n + i1) * L + k] = z01
+                            real[(UB + t0 * n + i2) * L + k] = z02
+                            real[(UB + t0 * n + i3) * L + k] = z03
+                            real[(UB + t1 * n + i0) * L + k] = z10
+                            real[(UB + t1 * n + i1) * L + k] = z11
+                            real[(UB + t1 * n + i2) * L + k] = z12
+                            real[(UB + t1 * n + i3) * L + k] = z13
+                            real[(UB + t2 * n + i0) * L + k] = z20
+                            real[(UB + t2 * n + i1) * L + k] = z21
+                            real[(UB + t2 * n + i2) * L + k] = z22
+                            real[(UB + t2 * n + i3) * L + k] = z23
+                            real[(UB + t3 * n + i0) * L + k] = z30
+                            real[(UB + t3 * n + i1) * L + k] = z31
+                            real[(UB + t3 * n + i2) * L + k] = z32
+                            real[(UB + t3 * n + i3) * L + k] = z33
+            for e in range(m * n * L):
+                d = real[UB * L + e]
+                d = d * post_scale if post_scale != 1.0 else d
+                real[UB * L + e] = (d * real[HB * L + e]) * in_scale
 
         data_shared = not per_lane
         first_forward, hidden_forward = make_forward(data_shared), make_forward(False)
