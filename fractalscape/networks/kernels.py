@@ -469,14 +469,35 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
         WO, GO = W[D - 1], GW[D - 1]
         UO = U0 + (D - 2) * STRIDE  # the last hidden layer's U (depth > 1)
 
-        @njit(nogil=True, error_model="numpy", inline="always")
-        def run_tile(real, x, y, first, gradient_batch):
-            for layer in range(D - 1):
-                if layer == 0:
-                    first_forward(real, x, first, XS, W0, U0, H0)
-                else:
+        # The layers past the first, chosen here rather than behind a branch on the layer: a
+        # network without them (depth <= 2) does not compile their code (it took longer than
+        # the rest of the kernel).
+        if D > 2:
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def hidden_layers_forward(real, x, first):
+                for layer in range(1, D - 1):
                     hidden_forward(real, x, first, H0 + (layer - 1) * STRIDE, W0 + layer * n * n,
                                    U0 + layer * STRIDE, H0 + layer * STRIDE)
+
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def hidden_layers_backward(real, x, first):
+                for layer in range(D - 2, 0, -1):  # the last hidden layer first, down to the second
+                    UL = U0 + layer * STRIDE
+                    IN = H0 + (layer - 1) * STRIDE
+                    hidden_gradient(real, x, first, IN, G + layer * n * n, UL)
+                    back_through(real, W0 + layer * n * n, UL, UL - STRIDE, IN)
+        else:
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def hidden_layers_forward(real, x, first):
+                return
+
+            hidden_layers_backward = hidden_layers_forward
+
+        @njit(nogil=True, error_model="numpy", inline="always")
+        def run_tile(real, x, y, first, gradient_batch):
+            if D > 1:
+                first_forward(real, x, first, XS, W0, U0, H0)
+            hidden_layers_forward(real, x, first)
             # out = (h @ W_out) * out_scale, the loss, and d loss / d (h @ W_out).
             for t in range(m):
                 y_shared = 0.0 if per_lane else y[first + t]  # read before the loop: no alias check
@@ -512,14 +533,9 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
                             d = d * dphi(real[(UO + t * n + j) * L + k], real[(OUT_IN + t * n + j) * L + k])
                             real[(UO + t * n + j) * L + k] = d * in_scale
                     real[(GO + j) * L + k] = g
-            for layer in range(D - 2, -1, -1):
-                UL = U0 + layer * STRIDE
-                if layer == 0:
-                    first_gradient(real, x, first, XS, G, UL)
-                else:
-                    IN = H0 + (layer - 1) * STRIDE
-                    hidden_gradient(real, x, first, IN, G + layer * n * n, UL)
-                    back_through(real, W0 + layer * n * n, UL, UL - STRIDE, IN)
+            hidden_layers_backward(real, x, first)
+            if D > 1:
+                first_gradient(real, x, first, XS, G, U0)
 
         return run_tile
 
