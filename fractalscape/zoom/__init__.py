@@ -25,7 +25,7 @@ from fractalscape.zoom.keyframes import (claim, compute_keyframes, measure_frame
                                          write_stack)
 from fractalscape.zoom.strips import strip_image
 from fractalscape.zoom.video import (ColorScale, color_scale, colorize, encode_gif, encode_mp4, video_frames)
-from fractalscape.zoom.windows import check_zoom, deepest_halvings, halvings, keyframe_config, widened
+from fractalscape.zoom.windows import MAX_SIDE, check_zoom, deepest_halvings, halvings, keyframe_config, widened
 
 __all__ = ["ColorScale", "color_scale", "colorize", "deepest_halvings", "halvings", "keyframe_config", "widened",
            "open_stack", "pooled_median_slope", "zoom"]
@@ -172,9 +172,9 @@ def _check_video_scale(video_scale, size) -> int:
     """``video_scale`` as an int, refused unless 1 .. 16 and the video stays within 8192 x 8192 pixels."""
     if isinstance(video_scale, bool) or not isinstance(video_scale, (int, np.integer)) or not 1 <= video_scale <= 16:
         raise ConfigError(f"video scale must be an integer from 1 to 16, got {video_scale!r}")
-    if len(size) == 2 and max(size) * video_scale > 8192:
+    if len(size) == 2 and max(size) * video_scale > MAX_SIDE:
         raise ConfigError(f"video scale {video_scale} makes a {size[0] * video_scale} x {size[1] * video_scale} "
-                          f"video; keep each side within 8192 pixels (a smaller --video-scale)")
+                          f"video; keep each side within {MAX_SIDE} pixels (a smaller --video-scale)")
     return int(video_scale)
 
 
