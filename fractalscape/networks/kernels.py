@@ -181,6 +181,102 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
         # innermost instead (over all n terms, one or two sums) ran 2-4x slower.
         CH = 4 if n % 4 == 0 else (2 if n % 2 == 0 else 1)
 
+        def make_block(rows_max, left_transposed, right_transposed):
+            """acc[r, c] += sum over s0 <= s < s1 of left[r, s] * right[s, c], for a 4 x 4 block of (r, c).
+
+            Each operand is rows of n values a lane at a base row of the buffer
+            (``left[a, b]`` is row ``base + a * n + b``, or ``base + b * n + a``
+            when transposed). The block is rows r .. r + 3 (at most
+            ``rows_max``) and columns c .. c + 3 (at most n - 1): a repeat past
+            the end recomputes the last one and stores it again, unchanged.
+            Each sum is loaded from ``acc``, adds its terms in order and is
+            stored back; the 16 sums stay in registers while the lane loop runs
+            innermost, each load feeding 4 of them.
+            """
+            def index_of(transposed):
+                if transposed:
+                    @njit(nogil=True, inline="always")
+                    def index(base, a, b, k):
+                        return (base + b * n + a) * L + k
+                else:
+                    @njit(nogil=True, inline="always")
+                    def index(base, a, b, k):
+                        return (base + a * n + b) * L + k
+                return index
+
+            at, left, right = index_of(False), index_of(left_transposed), index_of(right_transposed)
+
+            @njit(nogil=True, error_model="numpy", inline="always")
+            def block(real, ACC, LEFT, RIGHT, r, c, s0, s1):
+                r0, r1, r2, r3 = r, min(r + 1, rows_max), min(r + 2, rows_max), min(r + 3, rows_max)
+                c0, c1, c2, c3 = c, min(c + 1, n - 1), min(c + 2, n - 1), min(c + 3, n - 1)
+                for k in range(L):
+                    z00 = real[at(ACC, r0, c0, k)]
+                    z01 = real[at(ACC, r0, c1, k)]
+                    z02 = real[at(ACC, r0, c2, k)]
+                    z03 = real[at(ACC, r0, c3, k)]
+                    z10 = real[at(ACC, r1, c0, k)]
+                    z11 = real[at(ACC, r1, c1, k)]
+                    z12 = real[at(ACC, r1, c2, k)]
+                    z13 = real[at(ACC, r1, c3, k)]
+                    z20 = real[at(ACC, r2, c0, k)]
+                    z21 = real[at(ACC, r2, c1, k)]
+                    z22 = real[at(ACC, r2, c2, k)]
+                    z23 = real[at(ACC, r2, c3, k)]
+                    z30 = real[at(ACC, r3, c0, k)]
+                    z31 = real[at(ACC, r3, c1, k)]
+                    z32 = real[at(ACC, r3, c2, k)]
+                    z33 = real[at(ACC, r3, c3, k)]
+                    for s in range(s0, s1):
+                        a0 = real[left(LEFT, r0, s, k)]
+                        a1 = real[left(LEFT, r1, s, k)]
+                        a2 = real[left(LEFT, r2, s, k)]
+                        a3 = real[left(LEFT, r3, s, k)]
+                        b0 = real[right(RIGHT, s, c0, k)]
+                        b1 = real[right(RIGHT, s, c1, k)]
+                        b2 = real[right(RIGHT, s, c2, k)]
+                        b3 = real[right(RIGHT, s, c3, k)]
+                        z00 += a0 * b0
+                        z01 += a0 * b1
+                        z02 += a0 * b2
+                        z03 += a0 * b3
+                        z10 += a1 * b0
+                        z11 += a1 * b1
+                        z12 += a1 * b2
+                        z13 += a1 * b3
+                        z20 += a2 * b0
+                        z21 += a2 * b1
+                        z22 += a2 * b2
+                        z23 += a2 * b3
+                        z30 += a3 * b0
+                        z31 += a3 * b1
+                        z32 += a3 * b2
+                        z33 += a3 * b3
+                    real[at(ACC, r0, c0, k)] = z00
+                    real[at(ACC, r0, c1, k)] = z01
+                    real[at(ACC, r0, c2, k)] = z02
+                    real[at(ACC, r0, c3, k)] = z03
+                    real[at(ACC, r1, c0, k)] = z10
+                    real[at(ACC, r1, c1, k)] = z11
+                    real[at(ACC, r1, c2, k)] = z12
+                    real[at(ACC, r1, c3, k)] = z13
+                    real[at(ACC, r2, c0, k)] = z20
+                    real[at(ACC, r2, c1, k)] = z21
+                    real[at(ACC, r2, c2, k)] = z22
+                    real[at(ACC, r2, c3, k)] = z23
+                    real[at(ACC, r3, c0, k)] = z30
+                    real[at(ACC, r3, c1, k)] = z31
+                    real[at(ACC, r3, c2, k)] = z32
+                    real[at(ACC, r3, c3, k)] = z33
+
+            return block
+
+        # u[t, j] += h[t, i] W[i, j]; G[i, j] += h[t, i] d[t, j]; d_below[t, i] += d[t, j] W[i, j]
+        # (an IEEE product does not depend on its operands' order, so neither do the sums).
+        samples_by_weights = make_block(m - 1, False, False)
+        inputs_by_deltas = make_block(n - 1, True, False)
+        deltas_by_weights = make_block(m - 1, False, True)
+
         def make_forward(shared):
             input_at = make_input(shared)
 
@@ -218,72 +314,13 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
 
             @njit(nogil=True, error_model="numpy", inline="always")
             def forward(real, x, first, IN, WL, UL, HL):
-                # u = h @ W: samples t .. t3, outputs j .. j3, inputs ib .. ib + CH - 1 per pass.
+                # u = h @ W: samples t .. t + 3, outputs j .. j + 3, inputs ib .. ib + CH - 1 per pass.
                 for e in range(m * n * L):
                     real[UL * L + e] = 0.0
                 for t in range(0, m, 4):
-                    t0, t1, t2, t3 = t, min(t + 1, m - 1), min(t + 2, m - 1), min(t + 3, m - 1)
                     for ib in range(0, n, CH):
                         for j in range(0, n, 4):
-                            j0, j1, j2, j3 = j, min(j + 1, n - 1), min(j + 2, n - 1), min(j + 3, n - 1)
-                            for k in range(L):
-                                z00 = real[(UL + t0 * n + j0) * L + k]
-                                z01 = real[(UL + t0 * n + j1) * L + k]
-                                z02 = real[(UL + t0 * n + j2) * L + k]
-                                z03 = real[(UL + t0 * n + j3) * L + k]
-                                z10 = real[(UL + t1 * n + j0) * L + k]
-                                z11 = real[(UL + t1 * n + j1) * L + k]
-                                z12 = real[(UL + t1 * n + j2) * L + k]
-                                z13 = real[(UL + t1 * n + j3) * L + k]
-                                z20 = real[(UL + t2 * n + j0) * L + k]
-                                z21 = real[(UL + t2 * n + j1) * L + k]
-                                z22 = real[(UL + t2 * n + j2) * L + k]
-                                z23 = real[(UL + t2 * n + j3) * L + k]
-                                z30 = real[(UL + t3 * n + j0) * L + k]
-                                z31 = real[(UL + t3 * n + j1) * L + k]
-                                z32 = real[(UL + t3 * n + j2) * L + k]
-                                z33 = real[(UL + t3 * n + j3) * L + k]
-                                for i in range(ib, ib + CH):
-                                    a0 = input_at(real, x, IN, first, t0, i, k)
-                                    a1 = input_at(real, x, IN, first, t1, i, k)
-                                    a2 = input_at(real, x, IN, first, t2, i, k)
-                                    a3 = input_at(real, x, IN, first, t3, i, k)
-                                    w0 = real[(WL + i * n + j0) * L + k]
-                                    w1 = real[(WL + i * n + j1) * L + k]
-                                    w2 = real[(WL + i * n + j2) * L + k]
-                                    w3 = real[(WL + i * n + j3) * L + k]
-                                    z00 += a0 * w0
-                                    z01 += a0 * w1
-                                    z02 += a0 * w2
-                                    z03 += a0 * w3
-                                    z10 += a1 * w0
-                                    z11 += a1 * w1
-                                    z12 += a1 * w2
-                                    z13 += a1 * w3
-                                    z20 += a2 * w0
-                                    z21 += a2 * w1
-                                    z22 += a2 * w2
-                                    z23 += a2 * w3
-                                    z30 += a3 * w0
-                                    z31 += a3 * w1
-                                    z32 += a3 * w2
-                                    z33 += a3 * w3
-                                real[(UL + t0 * n + j0) * L + k] = z00
-                                real[(UL + t0 * n + j1) * L + k] = z01
-                                real[(UL + t0 * n + j2) * L + k] = z02
-                                real[(UL + t0 * n + j3) * L + k] = z03
-                                real[(UL + t1 * n + j0) * L + k] = z10
-                                real[(UL + t1 * n + j1) * L + k] = z11
-                                real[(UL + t1 * n + j2) * L + k] = z12
-                                real[(UL + t1 * n + j3) * L + k] = z13
-                                real[(UL + t2 * n + j0) * L + k] = z20
-                                real[(UL + t2 * n + j1) * L + k] = z21
-                                real[(UL + t2 * n + j2) * L + k] = z22
-                                real[(UL + t2 * n + j3) * L + k] = z23
-                                real[(UL + t3 * n + j0) * L + k] = z30
-                                real[(UL + t3 * n + j1) * L + k] = z31
-                                real[(UL + t3 * n + j2) * L + k] = z32
-                                real[(UL + t3 * n + j3) * L + k] = z33
+                            samples_by_weights(real, UL, IN, WL, t, j, ib, ib + CH)
                 # u = (h @ W) * in_scale and h = post_scale * phi(u) in one flat loop.
                 for e in range(m * n * L):
                     u = real[UL * L + e] * in_scale
@@ -319,69 +356,10 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
 
             @njit(nogil=True, error_model="numpy", inline="always")
             def weight_gradient(real, x, first, IN, GL, UL):
-                # G += input^T d over the tile's samples: rows i .. i3 and columns j .. j3 per pass.
+                # G += input^T d over the tile's samples: rows i .. i + 3 and columns j .. j + 3 per pass.
                 for i in range(0, n, 4):
-                    i0, i1, i2, i3 = i, min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
                     for j in range(0, n, 4):
-                        j0, j1, j2, j3 = j, min(j + 1, n - 1), min(j + 2, n - 1), min(j + 3, n - 1)
-                        for k in range(L):
-                            g00 = real[(GL + i0 * n + j0) * L + k]
-                            g01 = real[(GL + i0 * n + j1) * L + k]
-                            g02 = real[(GL + i0 * n + j2) * L + k]
-                            g03 = real[(GL + i0 * n + j3) * L + k]
-                            g10 = real[(GL + i1 * n + j0) * L + k]
-                            g11 = real[(GL + i1 * n + j1) * L + k]
-                            g12 = real[(GL + i1 * n + j2) * L + k]
-                            g13 = real[(GL + i1 * n + j3) * L + k]
-                            g20 = real[(GL + i2 * n + j0) * L + k]
-                            g21 = real[(GL + i2 * n + j1) * L + k]
-                            g22 = real[(GL + i2 * n + j2) * L + k]
-                            g23 = real[(GL + i2 * n + j3) * L + k]
-                            g30 = real[(GL + i3 * n + j0) * L + k]
-                            g31 = real[(GL + i3 * n + j1) * L + k]
-                            g32 = real[(GL + i3 * n + j2) * L + k]
-                            g33 = real[(GL + i3 * n + j3) * L + k]
-                            for t in range(m):
-                                a0 = input_at(real, x, IN, first, t, i0, k)
-                                a1 = input_at(real, x, IN, first, t, i1, k)
-                                a2 = input_at(real, x, IN, first, t, i2, k)
-                                a3 = input_at(real, x, IN, first, t, i3, k)
-                                d0 = real[(UL + t * n + j0) * L + k]
-                                d1 = real[(UL + t * n + j1) * L + k]
-                                d2 = real[(UL + t * n + j2) * L + k]
-                                d3 = real[(UL + t * n + j3) * L + k]
-                                g00 += a0 * d0
-                                g01 += a0 * d1
-                                g02 += a0 * d2
-                                g03 += a0 * d3
-                                g10 += a1 * d0
-                                g11 += a1 * d1
-                                g12 += a1 * d2
-                                g13 += a1 * d3
-                                g20 += a2 * d0
-                                g21 += a2 * d1
-                                g22 += a2 * d2
-                                g23 += a2 * d3
-                                g30 += a3 * d0
-                                g31 += a3 * d1
-                                g32 += a3 * d2
-                                g33 += a3 * d3
-                            real[(GL + i0 * n + j0) * L + k] = g00
-                            real[(GL + i0 * n + j1) * L + k] = g01
-                            real[(GL + i0 * n + j2) * L + k] = g02
-                            real[(GL + i0 * n + j3) * L + k] = g03
-                            real[(GL + i1 * n + j0) * L + k] = g10
-                            real[(GL + i1 * n + j1) * L + k] = g11
-                            real[(GL + i1 * n + j2) * L + k] = g12
-                            real[(GL + i1 * n + j3) * L + k] = g13
-                            real[(GL + i2 * n + j0) * L + k] = g20
-                            real[(GL + i2 * n + j1) * L + k] = g21
-                            real[(GL + i2 * n + j2) * L + k] = g22
-                            real[(GL + i2 * n + j3) * L + k] = g23
-                            real[(GL + i3 * n + j0) * L + k] = g30
-                            real[(GL + i3 * n + j1) * L + k] = g31
-                            real[(GL + i3 * n + j2) * L + k] = g32
-                            real[(GL + i3 * n + j3) * L + k] = g33
+                        inputs_by_deltas(real, GL, IN, UL, i, j, 0, m)
 
             return weight_gradient
 
@@ -389,73 +367,14 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
         def back_through(real, WL, UL, UB, HB):
             # d loss / d (h @ W) of the layer below: back through W and phi. Its h (HB) is dead
             # once this layer's weight gradient has read it, so HB takes phi'(u) and UB the sums
-            # over j: samples t .. t3, rows i .. i3, terms jb .. jb + CH - 1 per pass.
+            # over j: samples t .. t + 3, rows i .. i + 3, terms jb .. jb + CH - 1 per pass.
             for e in range(m * n * L):
                 real[HB * L + e] = dphi(real[UB * L + e], real[HB * L + e])
                 real[UB * L + e] = 0.0
             for t in range(0, m, 4):
-                t0, t1, t2, t3 = t, min(t + 1, m - 1), min(t + 2, m - 1), min(t + 3, m - 1)
                 for jb in range(0, n, CH):
                     for i in range(0, n, 4):
-                        i0, i1, i2, i3 = i, min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
-                        for k in range(L):
-                            z00 = real[(UB + t0 * n + i0) * L + k]
-                            z01 = real[(UB + t0 * n + i1) * L + k]
-                            z02 = real[(UB + t0 * n + i2) * L + k]
-                            z03 = real[(UB + t0 * n + i3) * L + k]
-                            z10 = real[(UB + t1 * n + i0) * L + k]
-                            z11 = real[(UB + t1 * n + i1) * L + k]
-                            z12 = real[(UB + t1 * n + i2) * L + k]
-                            z13 = real[(UB + t1 * n + i3) * L + k]
-                            z20 = real[(UB + t2 * n + i0) * L + k]
-                            z21 = real[(UB + t2 * n + i1) * L + k]
-                            z22 = real[(UB + t2 * n + i2) * L + k]
-                            z23 = real[(UB + t2 * n + i3) * L + k]
-                            z30 = real[(UB + t3 * n + i0) * L + k]
-                            z31 = real[(UB + t3 * n + i1) * L + k]
-                            z32 = real[(UB + t3 * n + i2) * L + k]
-                            z33 = real[(UB + t3 * n + i3) * L + k]
-                            for j in range(jb, jb + CH):
-                                a0 = real[(UL + t0 * n + j) * L + k]
-                                a1 = real[(UL + t1 * n + j) * L + k]
-                                a2 = real[(UL + t2 * n + j) * L + k]
-                                a3 = real[(UL + t3 * n + j) * L + k]
-                                w0 = real[(WL + i0 * n + j) * L + k]
-                                w1 = real[(WL + i1 * n + j) * L + k]
-                                w2 = real[(WL + i2 * n + j) * L + k]
-                                w3 = real[(WL + i3 * n + j) * L + k]
-                                z00 += w0 * a0
-                                z01 += w1 * a0
-                                z02 += w2 * a0
-                                z03 += w3 * a0
-                                z10 += w0 * a1
-                                z11 += w1 * a1
-                                z12 += w2 * a1
-                                z13 += w3 * a1
-                                z20 += w0 * a2
-                                z21 += w1 * a2
-                                z22 += w2 * a2
-                                z23 += w3 * a2
-                                z30 += w0 * a3
-                                z31 += w1 * a3
-                                z32 += w2 * a3
-                                z33 += w3 * a3
-                            real[(UB + t0 * n + i0) * L + k] = z00
-                            real[(UB + t0 * n + i1) * L + k] = z01
-                            real[(UB + t0 * n + i2) * L + k] = z02
-                            real[(UB + t0 * n + i3) * L + k] = z03
-                            real[(UB + t1 * n + i0) * L + k] = z10
-                            real[(UB + t1 * n + i1) * L + k] = z11
-                            real[(UB + t1 * n + i2) * L + k] = z12
-                            real[(UB + t1 * n + i3) * L + k] = z13
-                            real[(UB + t2 * n + i0) * L + k] = z20
-                            real[(UB + t2 * n + i1) * L + k] = z21
-                            real[(UB + t2 * n + i2) * L + k] = z22
-                            real[(UB + t2 * n + i3) * L + k] = z23
-                            real[(UB + t3 * n + i0) * L + k] = z30
-                            real[(UB + t3 * n + i1) * L + k] = z31
-                            real[(UB + t3 * n + i2) * L + k] = z32
-                            real[(UB + t3 * n + i3) * L + k] = z33
+                        deltas_by_weights(real, UB, UL, WL, t, i, jb, jb + CH)
             for e in range(m * n * L):
                 d = real[UB * L + e]
                 d = d * post_scale if post_scale != 1.0 else d
