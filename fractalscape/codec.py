@@ -4,7 +4,7 @@
 as ``final_loss_log10`` (float32 log10 of its absolute value, rounded to
 multiples of :data:`LOSS_LOG10_QUANTUM`, so it compresses) and
 ``final_loss_negative`` (its sign); ``escape_step`` as int16 when the steps
-fit; every data variable is compressed with :data:`COMPRESSOR`. Format 1
+fit; every variable is compressed with :func:`compressor`'s choice. Format 1
 (float64 ``final_loss``, int32 ``escape_step``) is read as well.
 :mod:`fractalscape.store` writes and reads the stores.
 """
@@ -18,8 +18,23 @@ import xarray as xr
 STORE_FORMAT = 2
 #: Stored log10 |final_loss| values are multiples of this (2**-10 decade: relative error <= 0.113 %).
 LOSS_LOG10_QUANTUM = 2.0**-10
-#: The compressor of every data variable: zstd after byte shuffle (measured in docs/benchmarks.md).
+#: The compressor of the float variables (the stored losses, the score): zstd level 5 after byte shuffle.
 COMPRESSOR = {"name": "blosc", "configuration": {"cname": "zstd", "clevel": 5, "shuffle": "shuffle"}}
+#: The compressor of the labels, escape steps, coordinates and overview levels: zstd level 1. On a block
+#: of liu-multiplicative-2d-billion, level 5 compressed the labels and escape steps 5x slower for 20-35 %
+#: fewer bytes, a small share of the store (``python benchmarks/bench_codecs.py STORE``, docs/benchmarks.md).
+FAST_COMPRESSOR = {"name": "blosc", "configuration": {"cname": "zstd", "clevel": 1, "shuffle": "shuffle"}}
+#: Variables whose digits are worth the slower level.
+_DENSE = ("final_loss_log10", "final_loss", "score")
+
+
+def compressor(name: str) -> dict:
+    """The compressor of variable ``name`` of map.zarr (:data:`COMPRESSOR` or :data:`FAST_COMPRESSOR`).
+
+    >>> compressor("final_loss_log10")["configuration"]["clevel"], compressor("escape_step")["configuration"]["clevel"]
+    (5, 1)
+    """
+    return COMPRESSOR if name in _DENSE else FAST_COMPRESSOR
 
 
 def log10_abs(loss: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ machinery:
 - ``"median-slope"``: Sohl-Dickstein (2024): porespy's box sizes and
   "boxes spanning both phases" counts, median of the local slopes.
 
-Box counts come from a pyramid of box states (empty, partial, full) built by
-`_coarsen`, which works block by block on dask arrays, so only a few chunks
-are in memory at once and every chunking gives the numpy counts exactly.
+The box counts come from `fractalscape.boxes`, block by block on dask
+arrays, so only a few chunks are in memory at once and every chunking gives
+the numpy counts exactly; this module holds the estimators and their fits.
 """
 from __future__ import annotations
 
@@ -20,21 +20,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import dask
 import dask.array as da
-import numba
 import numpy as np
 import xarray as xr
 
 from fractalscape.boundary import _check_labels, _edges
+from fractalscape.boxes import PARTIAL, _box_states, _compute_counts, boundary_box_counts, box_counts
 from fractalscape.errors import ConfigError
 
 __all__ = ["DimensionResult", "default_method", "dimension"]
 
 Method = Literal["boxcount", "dyadic", "median-slope"]
-
-# box states: no boundary pixel, some, all
-EMPTY, PARTIAL, FULL = 0, 1, 2
 
 # The automatic boxcount fit range.  Below MIN_BOX_SIZE pixels the counts
 # see the sampling grid (staircase of the raster) rather than the set; with
@@ -43,67 +39,6 @@ EMPTY, PARTIAL, FULL = 0, 1, 2
 # and square boundaries (all within 0.02 of the exact dimension at 1-2k px).
 MIN_BOX_SIZE = 4
 MIN_BOXES_PER_AXIS = 32
-
-
-@numba.njit(nogil=True)
-def _coarsen_kernel(state, factor):
-    """Merge ``factor x factor`` boxes of a 2-D state map (partial at edges)."""
-    rows = -(-state.shape[0] // factor)
-    cols = -(-state.shape[1] // factor)
-    occupied = np.zeros((rows, cols), dtype=np.bool_)
-    full = np.ones((rows, cols), dtype=np.bool_)
-    for i in range(state.shape[0]):
-        for j in range(state.shape[1]):
-            value = state[i, j]
-            if value != EMPTY:
-                occupied[i // factor, j // factor] = True
-            if value != FULL:
-                full[i // factor, j // factor] = False
-    out = np.empty((rows, cols), dtype=np.uint8)
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = FULL if full[i, j] else (PARTIAL if occupied[i, j] else EMPTY)
-    return out
-
-
-def _coarsen(state, factor: int):
-    """Box states at `factor` times the box size of `state` (numpy or dask).
-
-    Dask blocks are first rechunked so that every block but the last along
-    each axis is a multiple of `factor`: then no box straddles two blocks
-    and each block coarsens on its own.
-    """
-    if not isinstance(state, da.Array):
-        return _coarsen_kernel(state, factor)
-    aligned = {
-        axis: max(factor, max(chunks) // factor * factor)
-        for axis, chunks in enumerate(state.chunks)
-        if any(c % factor for c in chunks[:-1])
-    }
-    if aligned:
-        state = state.rechunk(aligned)
-    return state.map_blocks(
-        _coarsen_kernel, factor, dtype=np.uint8,
-        chunks=tuple(tuple(-(-c // factor) for c in chunks) for chunks in state.chunks),
-        meta=np.empty((0, 0), dtype=np.uint8),
-    )
-
-
-def _box_states(edge, sizes):
-    """State maps of the boxes of each size; sizes must be powers of two
-    (built as a pyramid) or any sizes (each coarsened from the pixels)."""
-    pixels = (edge[:, None] if edge.ndim == 1 else edge).astype(np.uint8) * FULL
-    if all(size == 2**k for k, size in enumerate(sizes)):
-        states = [pixels]
-        for _ in sizes[1:]:
-            states.append(_coarsen(states[-1], 2))
-        return states
-    return [_coarsen(pixels, int(size)) for size in sizes]
-
-
-def _compute_counts(counts) -> np.ndarray:
-    """Evaluate a list of (possibly lazy) counts in one pass."""
-    return np.array(dask.compute(*counts), dtype=np.int64)
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -244,21 +179,14 @@ def _dyadic(array, fit_range) -> DimensionResult:
                            tuple(counts.tolist()), span)
 
 
-def _power_sizes(shape) -> list[int]:
-    """1, 2, 4, ... up to the first size that covers the map with one box."""
-    return [2**k for k in range(max(max(shape) - 1, 1).bit_length() + 1)]
-
-
-def _boxcount(edge, fit_range) -> DimensionResult:
-    sizes = np.array(_power_sizes(edge.shape))
-    states = _box_states(edge, list(sizes))
-    counts = _compute_counts([(s != EMPTY).sum() for s in states])
+def _boxcount(shape, sizes, counts, fit_range) -> DimensionResult:
+    """The boxcount fit to the `counts` of boxes of `sizes` on a mask of `shape`."""
     if counts[0] == 0:
         raise ConfigError("labels hold a single class: there is no boundary to "
                           "measure")
     if fit_range is None:
-        boxes = np.array([math.prod(-(-n // s) for n in edge.shape) for s in sizes])
-        per_axis = -(-min(edge.shape) // sizes)
+        boxes = np.array([math.prod(-(-n // s) for n in shape) for s in sizes])
+        per_axis = -(-min(shape) // sizes)
         used = ((counts < boxes) & (sizes >= MIN_BOX_SIZE)
                 & (per_axis >= MIN_BOXES_PER_AXIS))
     else:
@@ -266,7 +194,7 @@ def _boxcount(edge, fit_range) -> DimensionResult:
     if used.sum() < 2:
         raise ConfigError(
             f"boxcount: only {int(used.sum())} box size(s) of {sizes.tolist()} "
-            f"qualify for the fit on a map of shape {edge.shape} (counts "
+            f"qualify for the fit on a map of shape {shape} (counts "
             f"{counts.tolist()}); pass fit_range=(min_size, max_size) spanning "
             "at least two sizes, or use a finer grid"
         )
@@ -416,7 +344,7 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None, level=0.5,
     if isinstance(labels, _Uncertain):
         if method != "boxcount":
             raise ConfigError(f"level='uncertain' measures a set, with method='boxcount'; got method={method!r}")
-        return _boxcount(labels.mask, fit_range)
+        return _boxcount(labels.mask.shape, *box_counts(labels.mask), fit_range)
     array = _check_labels(labels)
     if fit_range is not None and (len(fit_range) != 2 or fit_range[0] > fit_range[1]):
         raise ConfigError(f"fit_range must be (min, max) with min <= max, got "
@@ -425,9 +353,14 @@ def dimension(labels, method: Method = "boxcount", *, fit_range=None, level=0.5,
         return _dyadic(array, fit_range)
     # the cells between pixel centres that the boundary passes through: one
     # fewer than the pixels along each axis
+    cells_shape = tuple(max(n - 1, 0) for n in array.shape)
+    if method == "boxcount" and array.ndim == 2:
+        # counted straight from the labels, one fused pass per block, without
+        # writing the cell mask
+        return _boxcount(cells_shape, *boundary_box_counts(array), fit_range)
     cells = _edges(array, cells=True)[(slice(None, -1),) * array.ndim]
     if method == "boxcount":
-        return _boxcount(cells, fit_range)
+        return _boxcount(cells_shape, *box_counts(cells), fit_range)
     if method == "median-slope":
         return _median_slope(cells, fit_range)
     raise ConfigError(f"method must be 'boxcount', 'dyadic' or 'median-slope', got "

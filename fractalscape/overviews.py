@@ -45,7 +45,7 @@ import xarray as xr
 import zarr
 from numba import njit
 
-from fractalscape.codec import COMPRESSOR
+from fractalscape.codec import FAST_COMPRESSOR
 from fractalscape.errors import ConfigError
 from fractalscape.store import MAP_NAME, Location, _damage, _out_dir, check_complete
 
@@ -435,7 +435,7 @@ def write_overviews(where, *, notes: list | None = None) -> list[int]:
         cells = tuple(math.ceil(n / factor) for n in shape)
         chunks = tuple(min(c, side // factor) for c in cells) if factor in written else cells
         arrays[factor] = {name: level.create_array(name, shape=cells, chunks=chunks, dtype=np.float32,
-                                                   fill_value=np.nan, compressors=[COMPRESSOR, _CHECKSUM],
+                                                   fill_value=np.nan, compressors=[FAST_COMPRESSOR, _CHECKSUM],
                                                    dimension_names=dims).with_config({"write_empty_chunks": True})
                           for name in VARIABLES}
     # one task a block, which reads its points itself (no task a chunk, no copies to rechunk them)

@@ -42,7 +42,7 @@ import xarray as xr
 import zarr
 
 from fractalscape.cluster import active_client
-from fractalscape.codec import COMPRESSOR, decoded, encoded
+from fractalscape.codec import compressor, decoded, encoded
 from fractalscape.errors import ConfigError
 from fractalscape.gd import KERNEL_VERSION
 from fractalscape.progress import BlockProgress
@@ -149,20 +149,28 @@ def _marker_name(kind: str, index: tuple[int, ...]) -> str:
     return f"{kind}{'.'.join(map(str, index))}"
 
 
-def _write_block(arrays: dict, store: str, options: dict, regions: dict, marker: str, steps: int) -> int:
-    """Write one block and its marker; returns the GD steps the block took (0 for a coordinate block)."""
+def _write_block(arrays: dict, store: str, options: dict, regions: dict, marker: str, steps: int) -> tuple:
+    """Write one block and its marker; returns the GD steps the block took and its diverged points.
+
+    Both are 0 for a coordinate block. A map computed in one run sums them
+    rather than reading the whole store back.
+    """
     group = zarr.open_group(store, mode="r+", **options)
     for name, block in arrays.items():
         # every chunk on disk, fill-valued or not: a missing one is then damage
         group[name].with_config({"write_empty_chunks": True})[regions[name]] = block
     fs, path = fsspec.core.url_to_fs(marker, **options.get("storage_options", {}))
     fs.touch(path)
-    escape = arrays.get("escape_step")
-    return 0 if escape is None else int(np.where(escape >= 0, escape, steps).sum(dtype=np.int64))
+    escape, diverged = arrays.get("escape_step"), arrays.get("diverged")
+    return (0 if escape is None else int(np.where(escape >= 0, escape, steps).sum(dtype=np.int64)),
+            0 if diverged is None else int(np.count_nonzero(diverged)))
 
 
-def _block_tasks(ds: xr.Dataset, out: Location) -> list:
-    """One delayed write per block not yet marked done (data variables, then lazy coordinates)."""
+def _block_tasks(ds: xr.Dataset, out: Location) -> tuple[list, bool]:
+    """One delayed write per block not yet marked done (data variables, then lazy coordinates).
+
+    Also says whether that is every block (none was done before).
+    """
     done = _block_state(out)[1]
     store, options = out.join(MAP_NAME), out.zarr_options()
     pending = []  # (block name, {variable: delayed block}, {variable: region})
@@ -187,11 +195,12 @@ def _block_tasks(ds: xr.Dataset, out: Location) -> list:
         for i, block in enumerate(coord.data.to_delayed()):
             region = (slice(int(edges[i]), int(edges[i + 1])),)
             pending.append((_marker_name(f"coord-{name}-", (i,)), {name: block}, {name: region}))
-    return [
+    tasks = [
         dask.delayed(_write_block)(blocks, store, options, regions, out.join(DONE_DIR, marker), ds.attrs["steps"])
         for marker, blocks, regions in pending
         if marker not in done
     ]
+    return tasks, len(tasks) == len(pending)
 
 
 def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False, full_loss: bool = False) -> dict:
@@ -243,14 +252,14 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False, full_loss: boo
                     if var.chunks}
         for name, var in ds.variables.items():  # coordinates too: shuffled, a linspace compresses 30-fold
             if var.ndim:
-                encoding.setdefault(name, {})["compressors"] = [COMPRESSOR]
+                encoding.setdefault(name, {})["compressors"] = [compressor(name)]
         for stale in fs.ls(out.path(DONE_DIR), detail=False):  # markers of a deleted store
             fs.rm(stale)
         command = shlex.join(["fractalscape", *sys.argv[1:]]) if _is_cli() else None
         template = ds.assign_attrs(every_chunk_written=1, **({"command": command} if command else {}))
         template.to_zarr(out.join(MAP_NAME), mode="w-", compute=False, consolidated=False, encoding=encoding,
                          **out.zarr_options())
-    tasks = _block_tasks(ds, out)
+    tasks, every_block = _block_tasks(ds, out)
     blocks_total = max(int(np.prod(ds[name].data.numblocks)) for name in ds.data_vars)
     client = active_client()
     if client is None:
@@ -272,10 +281,14 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False, full_loss: boo
     if tasks or check_overviews(out_dir, read=False):  # blocks changed, or overviews missing or damaged
         write_overviews(out_dir)
     escape = stored.escape_step
-    steps = stored.attrs["steps"]
-    diverged, useful = (int(n) for n in dask.compute(
-        stored.diverged.sum(), xr.where(escape >= 0, escape, steps).sum(dtype=np.int64)  # the map's own label
-    ))
+    steps_computed = sum(steps for steps, _ in computed)
+    if every_block:  # every block computed here: their sums are the map's
+        useful, diverged = steps_computed, sum(count for _, count in computed)
+    else:  # a resumed map: read back what earlier runs stored
+        useful, diverged = (int(n) for n in dask.compute(
+            xr.where(escape >= 0, escape, stored.attrs["steps"]).sum(dtype=np.int64),
+            stored.diverged.sum(),  # the map's own label
+        ))
     return {
         "points": int(escape.size),
         "diverged_points": diverged,
@@ -284,8 +297,8 @@ def write_map(ds: xr.Dataset, out_dir, *, progress: bool = False, full_loss: boo
         "blocks_total": blocks_total,
         "blocks_computed": len(tasks),
         "compute_seconds": seconds,
-        "gd_steps_computed": sum(computed),
-        "gd_steps_per_second": sum(computed) / seconds if tasks and seconds > 0 else None,
+        "gd_steps_computed": steps_computed,
+        "gd_steps_per_second": steps_computed / seconds if tasks and seconds > 0 else None,
     }
 
 

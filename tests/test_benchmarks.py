@@ -1,6 +1,7 @@
 """The benchmarks of this session's features run at tiny sizes, so they cannot rot."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,33 @@ def test_startup_and_compile_cache_benchmarks_smoke():
     assert all(r["wall_s"] > 0 for r in startup)
     cache = json.loads(_run("bench_compile_cache.py", "--smoke").splitlines()[-1])
     assert cache["points"] == 64 and cache["first_s"] > 0 and cache["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_billion_benchmark_smoke(tmp_path):
+    """The billion-point pipeline at 256^2 points: every stage runs, and the map's parts fit in its wall time."""
+    out = _run("bench_billion.py", str(tmp_path / "run"), "--set", "axis.0.num=256", "--set", "axis.1.num=256",
+               "--set", "axis.0.chunk=64", "--set", "axis.1.chunk=64", "--set", "descent.steps=50")
+
+    def seconds(label):
+        return [float(m) for m in re.findall(rf"^ *{re.escape(label)} +([0-9.]+) s", out, re.M)]
+
+    (map_s,), (render_s,), (total_s,) = (seconds(label) for label in (
+        "fractalscape map (compute, count, map.png)", "render 2000x2000 PNG", "the pipeline (map + render)"))
+    parts = [seconds(f"of which {part}")[0] for part in ("compute into zarr", "overviews and the map's totals",
+                                                         "map.png", "box count")]
+    assert all(p >= 0 for p in parts) and sum(parts) <= map_s
+    assert abs(total_s - (map_s + render_s)) < 0.2
+    assert seconds("box count again (fractalscape dimension)")[0] > 0
+    assert re.search(r"[0-9.]+ bytes a point", out)
+    assert (tmp_path / "run" / "render.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_codecs_benchmark_smoke():
+    rows = [json.loads(line) for line in _run("bench_codecs.py", "--smoke").splitlines()]
+    per_variable = [r for r in rows if "variable" in r]
+    assert {r["codec"] for r in per_variable} == {"zstd-1", "zstd-3", "zstd-5", "lz4-5"}
+    assert all(r["bytes_per_point"] > 0 and r["encode_ms"] > 0 for r in per_variable)
+    chosen = rows[-1]
+    assert chosen["codec"] == "fractalscape's levels" and chosen["bytes_per_point"] > 0

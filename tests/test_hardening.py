@@ -199,6 +199,12 @@ def test_steps_per_second_counts_only_the_blocks_of_this_run(tmp_path):
     partial = json.loads((out / "summary.json").read_text())
     assert partial["blocks_computed"] == 2 and 0 < partial["gd_steps_computed"] < partial["gd_steps"]
     assert partial["gd_steps_per_second"] == pytest.approx(partial["gd_steps_computed"] / partial["compute_seconds"])
+    # the totals of a fresh run (summed from its blocks), of a resumed one (read back) and of the store agree
+    stored = fs.open_map(out)
+    escape = stored.escape_step.values
+    for summary in (first, resumed, partial):
+        assert summary["gd_steps"] == int(np.where(escape >= 0, escape, 300).sum())
+        assert summary["diverged_points"] == int(stored.diverged.values.sum())
 
 
 def test_presets_show_prints_the_toml():
