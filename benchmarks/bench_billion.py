@@ -52,16 +52,13 @@ def main():
         seconds, rss_gb, last = timed(command)
         total, peak = total + seconds, max(peak, rss_gb)
         print(f"{name:42s} {seconds:8.1f} s   peak RSS {rss_gb:5.2f} GB   {last}")
-        if command[3] == "map":
-            with open(os.path.join(args.out, "summary.json")) as file:
-                summary = json.load(file)
-            rest = summary["total_seconds"] - summary["compute_seconds"] - summary["plot_seconds"] \
-                - summary["dimension_seconds"]
-            for part, value in (("compute into zarr", summary["compute_seconds"]),
-                                ("overviews and the map's totals", rest),
-                                ("map.png", summary["plot_seconds"]),
-                                ("box count", summary["dimension_seconds"])):
-                print(f"  of which {part:33s} {value:8.1f} s")
+    with open(os.path.join(args.out, "summary.json")) as file:  # the map's parts, as it timed them
+        summary = json.load(file)
+    parts = {"compute into zarr": summary["compute_seconds"], "map.png": summary["plot_seconds"],
+             "box count": summary["dimension_seconds"]}
+    parts["overviews and the map's totals"] = summary["total_seconds"] - sum(parts.values())
+    for part in ("compute into zarr", "overviews and the map's totals", "map.png", "box count"):
+        print(f"  of which {part:33s} {parts[part]:8.1f} s")
     print(f"{'the pipeline (map + render)':42s} {total:8.1f} s   peak RSS {peak:5.2f} GB")
     seconds, rss_gb, last = timed(again[1])
     print(f"{again[0]:42s} {seconds:8.1f} s   peak RSS {rss_gb:5.2f} GB   {last}")

@@ -278,9 +278,8 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
         deltas_by_weights = make_block(m - 1, False, True)
 
         def make_forward(shared):
-            input_at = make_input(shared)
-
             if shared:
+                input_at = make_input(shared)
                 # Shared inputs are the same scalar for every lane, so the loops over j and
                 # lanes fuse into one flat loop over j * L + k, long enough for LLVM to
                 # vectorize behind a runtime alias check (the scalar loads come from x, not
@@ -331,9 +330,8 @@ def _build(activation, parameterization, loss_kind, depth, width, minibatch, lay
             return forward
 
         def make_weight_gradient(shared):
-            input_at = make_input(shared)
-
             if shared:
+                input_at = make_input(shared)
                 rows, cols = 1, n * L  # columns and lanes as one flat loop
 
                 @njit(nogil=True, error_model="numpy", inline="always")
