@@ -57,7 +57,7 @@ from fractalscape.errors import ConfigError
 from fractalscape.model import CLIP, READOUT_DTYPE, TAIL, Layout, Model, Program
 from fractalscape.optimizers import (HYPERPARAMETERS, OPTIMIZERS, Layout as OptimizerLayout, Optimizer, get_optimizer,
                                      owners)
-from fractalscape.slots import point_value, slot_table
+from fractalscape.slots import next_index, point_value, slot_table
 
 
 #: Version of the kernels' arithmetic, in every map's provenance: bump it whenever a kernel may
@@ -177,6 +177,8 @@ def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, de
         active = rows(buf, ACTIVE, 1, L, np.int64)[0]  # 1: the lane holds a point
         point = rows(buf, POINT, 1, L, np.int64)[0]  # flat index of the lane's point
         next_point = 0
+        i0 = i1 = i2 = 0  # next_point's index along each axis
+        n1, n2 = c1.shape[0], c2.shape[0]
         events = L  # the first round of the scalar pass fills every lane
         while True:
             if events:
@@ -216,7 +218,8 @@ def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, de
                         n = next_point
                         next_point += 1
                         for s in range(n_slots):
-                            real[(THETA + s) * L + k] = point_value(params, slots, c0, c1, c2, n, s)
+                            real[(THETA + s) * L + k] = point_value(params, slots, c0, c1, c2, i0, i1, i2, s)
+                        i0, i1, i2 = next_index(i0, i1, i2, n1, n2)
                         for r in range(S, G):
                             real[r * L + k] = 0.0
                         init(buf, data, k, threshold)

@@ -38,19 +38,32 @@ def slot_table(names: Sequence[str], slots: Sequence[str], groups: Mapping[str, 
 
 
 @njit(nogil=True, inline="always")
-def point_value(params, slots, c0, c1, c2, n, s):
-    """Slot ``s`` of the block's flat point ``n``: the coordinate of the axis that sets it, else ``params[s]``.
+def point_value(params, slots, c0, c1, c2, i0, i1, i2, s):
+    """Slot ``s`` of the block's point ``(i0, i1, i2)``: the coordinate of the axis that sets it, else ``params[s]``.
 
-    The block's points are the outer product of ``c0, c1, c2`` in C order;
+    The block's points are the outer product of ``c0, c1, c2``;
     ``slots`` is a :func:`slot_table` padded to 3 rows (absent axes: one
-    coordinate, no slot).
+    coordinate, no slot). The driver steps the indices with
+    :func:`next_index`, so a refill costs no integer division.
     """
-    n1, n2 = c1.shape[0], c2.shape[0]
     value = params[s]
     if slots[0, s]:
-        value = c0[n // (n1 * n2)]
+        value = c0[i0]
     if slots[1, s]:
-        value = c1[(n // n2) % n1]
+        value = c1[i1]
     if slots[2, s]:
-        value = c2[n % n2]
+        value = c2[i2]
     return value
+
+
+@njit(nogil=True, inline="always")
+def next_index(i0, i1, i2, n1, n2):
+    """The point after ``(i0, i1, i2)`` in C order over axes of lengths ``(., n1, n2)``."""
+    i2 += 1
+    if i2 == n2:
+        i2 = 0
+        i1 += 1
+        if i1 == n1:
+            i1 = 0
+            i0 += 1
+    return i0, i1, i2
