@@ -8,6 +8,8 @@ import pytest
 import fractalscape as fs
 from reference import gradient_descent
 
+from fractalscape.gd import run_block
+
 
 def test_numpy_trig_is_libm():
     # The reference is bit-comparable only if NumPy's float64 sin/cos are the C library's.
@@ -146,3 +148,17 @@ def test_non_finite_loss_counts_as_divergence():
     ds = fs.trainability(fs.landscape("quadratic"), grid, x0=1.0, steps=5000, threshold=1.7e308).compute()
     assert (ds.escape_step.values > 0).all()
     assert not np.isfinite(ds.final_loss.values).any() or (ds.final_loss.values > 1.7e308).all()
+
+
+def test_three_axis_block_equals_its_points_one_by_one():
+    # The lane refill steps the three axis indices with a carry (slots.next_index):
+    # odd lengths on every axis make each carry happen mid-block.
+    land = fs.landscape("cosine-multiplicative", delta=0.2, wavelength=0.1)
+    lrs, x0s, deltas = np.linspace(0.1, 1.4, 5), np.linspace(-2.0, 2.0, 3), np.array([0.1, 0.2, 0.3, 0.4])
+    settings = {"steps": 200, "threshold": 1e8, "precision": "libm"}
+    block = run_block(land, {}, [("lr", lrs), ("x0", x0s), ("delta", deltas)], **settings)
+    assert (block["escape_step"] >= 0).any() and (block["escape_step"] < 0).any()
+    for i, j, k in np.ndindex(block.shape):
+        one = run_block(land, {"x0": x0s[j], "delta": deltas[k]}, [("lr", lrs[i:i + 1])], **settings)[0]
+        assert one["escape_step"] == block[i, j, k]["escape_step"]
+        np.testing.assert_array_equal(one["final_loss"], block[i, j, k]["final_loss"])
