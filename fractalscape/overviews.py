@@ -23,11 +23,12 @@ The finest level has factor 4 in 2-D (16 points a cell) and 32 in 1-D
 Levels are reduced from float64 sums of each cell (counts, escape steps,
 losses), each level's from the previous one's, in an order fixed by the
 map's shape alone: the overviews are a function of the stored map, whatever
-its chunking or the scheduler. One task a block of the map reads its points
-and sums them with numba kernels, which add in the order of the NumPy
-reductions they replace (``_cell_sums`` of ``_point_sums``), bit for bit.
-The levels are written once every block of the map is stored (:func:`fractalscape.store.write_map` calls :func:`write_overviews`),
-the ``multiscales`` attribute last, so an interrupted build leaves no
+its chunking or the scheduler (:mod:`fractalscape.cells`: numba kernels
+that add in the order of the NumPy reductions they replace, bit for bit).
+One task a block of the map reads its points and sums them. The levels are
+written once every block of the map is stored
+(:func:`fractalscape.store.write_map` calls :func:`write_overviews`), the
+``multiscales`` attribute last, so an interrupted build leaves no
 overviews, which the next run (or ``fractalscape overviews STORE``) builds.
 Every level chunk carries a CRC-32C checksum: a level that is missing, of
 the wrong shape, lacks chunk files or fails its checksum is reported by
@@ -43,8 +44,8 @@ import dask
 import numpy as np
 import xarray as xr
 import zarr
-from numba import njit
 
+from fractalscape.cells import LOSS_FLOOR, coarser_cells, first_cells, means
 from fractalscape.codec import FAST_COMPRESSOR
 from fractalscape.errors import ConfigError
 from fractalscape.store import MAP_NAME, Location, _damage, _out_dir, check_complete
@@ -58,8 +59,6 @@ OVERVIEW_VERSION = 1
 FINEST_FACTOR = {1: 32, 2: 4}
 #: The coarsest level has at least this many cells along its longest axis (the smallest sensible picture).
 SMALLEST = 16
-#: log10 of a loss of 0 (or below 1e-300), as :func:`fractalscape.render.aggregate` floors it.
-LOSS_FLOOR = -300.0
 #: Points a build task reads at most (the levels coarser than its block are reduced from its sums).
 BLOCK_POINTS = 2**22
 #: Cells of a level chunk a build task writes at least; coarser levels are written whole at the end.
@@ -87,232 +86,6 @@ def level_factors(shape) -> list[int]:
     return factors
 
 
-def _cell_sums(sums: np.ndarray, factor: int) -> np.ndarray:
-    """Sum ``sums`` (fields x points or cells) over cells of ``factor`` along each axis, axis by axis.
-
-    Zero padding stands for points that do not exist; summing one axis at a
-    time fixes the order of the additions whatever the array's size.
-    """
-    for axis in range(1, sums.ndim):
-        n = sums.shape[axis]
-        padded = sums
-        if n % factor:
-            pad = [(0, 0)] * sums.ndim
-            pad[axis] = (0, -n % factor)
-            padded = np.pad(sums, pad)
-        shape = padded.shape[:axis] + (padded.shape[axis] // factor, factor) + padded.shape[axis + 1:]
-        sums = padded.reshape(shape).sum(axis=axis + 1)
-    return sums
-
-
-def _point_sums(diverged, escape, log10_loss) -> np.ndarray:
-    """Per point: 1, diverged, escape step if diverged, converged with a finite loss, its floored log10 loss."""
-    diverged = np.asarray(diverged, dtype=bool)
-    loss = np.asarray(log10_loss, dtype=np.float64)
-    counted = ~diverged & np.isfinite(loss)
-    sums = np.empty((5,) + diverged.shape)
-    sums[0] = 1.0
-    sums[1] = diverged
-    np.multiply(escape, diverged, out=sums[2])
-    sums[3] = counted
-    np.copyto(sums[4], 0.0)
-    np.maximum(loss, LOSS_FLOOR, out=sums[4], where=counted)
-    return sums
-
-
-# The kernels below compute what _cell_sums(_point_sums(...)) and _cell_sums compute, bit for bit, without
-# the per-point float64 arrays: the same float64 additions in the same order as NumPy's ``sum`` in
-# _cell_sums (which starts from 0.0): along the first axis of a 2-D map one point after the other; along
-# the last axis (the only one of a 1-D map) NumPy's pairwise summation of the cell's ``factor`` values,
-# padding zeros included. The counts and escape steps are integers, exact in any order.
-#: The longest cell NumPy's pairwise summation adds without splitting it (its PW_BLOCKSIZE).
-_PAIRWISE_BLOCK = 128
-
-
-@njit(nogil=True, cache=True)
-def _pairwise(values, n):  # pragma: no cover  (compiled)
-    """NumPy's pairwise sum of ``values[:n]`` for ``n <= 128``: its order of float64 additions."""
-    if n < 8:
-        res = -0.0
-        for i in range(n):
-            res += values[i]
-        return res
-    r0, r1, r2, r3 = values[0], values[1], values[2], values[3]
-    r4, r5, r6, r7 = values[4], values[5], values[6], values[7]
-    i = 8
-    while i < n - n % 8:
-        r0 += values[i]
-        r1 += values[i + 1]
-        r2 += values[i + 2]
-        r3 += values[i + 3]
-        r4 += values[i + 4]
-        r5 += values[i + 5]
-        r6 += values[i + 6]
-        r7 += values[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += values[i]
-        i += 1
-    return res
-
-
-@njit(nogil=True, cache=True)
-def _points_to_cells(diverged, escape, loss, factor, floor):  # pragma: no cover  (compiled)
-    """``_cell_sums(_point_sums(diverged, escape, loss), factor)`` of a 1-D or 2-D block, bit for bit."""
-    if diverged.ndim == 1:
-        n = diverged.shape[0]
-        cells = (n + factor - 1) // factor
-        out = np.empty((5, cells))
-        values = np.zeros(factor)
-        for i in range(cells):
-            start, stop = i * factor, min(i * factor + factor, n)
-            n_div, esc, n_conv = 0, 0, 0
-            for p in range(start, stop):
-                value = 0.0
-                if diverged[p]:
-                    n_div += 1
-                    esc += escape[p]
-                else:
-                    x = np.float64(loss[p])
-                    if np.isfinite(x):
-                        n_conv += 1
-                        value = x if x > floor else floor
-                values[p - start] = value
-            for p in range(stop - start, factor):
-                values[p] = 0.0
-            out[0, i] = stop - start
-            out[1, i] = n_div
-            out[2, i] = esc
-            out[3, i] = n_conv
-            out[4, i] = 0.0 + _pairwise(values, factor)
-        return out
-    rows, cols = diverged.shape[0], diverged.shape[-1]
-    row_cells, col_cells = (rows + factor - 1) // factor, (cols + factor - 1) // factor
-    out = np.empty((5, row_cells, col_cells))
-    down = np.zeros(cols)                     # the sums down each column of a row of cells
-    n_div = np.zeros(cols, dtype=np.int64)    # and the counts
-    esc = np.zeros(cols, dtype=np.int64)
-    n_conv = np.zeros(cols, dtype=np.int64)
-    values = np.zeros(factor)
-    for i in range(row_cells):
-        r0, r1 = i * factor, min(i * factor + factor, rows)
-        down[:] = 0.0
-        n_div[:] = 0
-        esc[:] = 0
-        n_conv[:] = 0
-        for r in range(r0, r1):  # one point after the other down each column (padding rows: nothing to add)
-            for c in range(cols):  # without branches, which the fractal boundaries would mispredict
-                point_div = diverged[r, c]
-                x = np.float64(loss[r, c])
-                counted = (not point_div) & np.isfinite(x)  # converged with a finite loss
-                n_div[c] += point_div
-                esc[c] += escape[r, c] * point_div
-                n_conv[c] += counted
-                down[c] += (x if x > floor else floor) if counted else 0.0
-        if cols == 1:  # NumPy sums down a 1-column block pairwise
-            for r in range(r0, r1):
-                value = 0.0
-                x = np.float64(loss[r, 0])
-                if not diverged[r, 0] and np.isfinite(x):
-                    value = x if x > floor else floor
-                values[r - r0] = value
-            for r in range(r1 - r0, factor):
-                values[r] = 0.0
-            down[0] = 0.0 + _pairwise(values, factor)
-        for j in range(col_cells):
-            c0, c1 = j * factor, min(j * factor + factor, cols)
-            cell_div, cell_esc, cell_conv = 0, 0, 0
-            for c in range(c0, c1):
-                cell_div += n_div[c]
-                cell_esc += esc[c]
-                cell_conv += n_conv[c]
-                values[c - c0] = down[c]
-            for c in range(c1 - c0, factor):
-                values[c] = 0.0
-            out[0, i, j] = (r1 - r0) * (c1 - c0)
-            out[1, i, j] = cell_div
-            out[2, i, j] = cell_esc
-            out[3, i, j] = cell_conv
-            out[4, i, j] = 0.0 + _pairwise(values, factor)
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _cells_to_cells(sums, factor):  # pragma: no cover  (compiled)
-    """``_cell_sums(sums, factor)`` of float64 sums (fields x cells, 1-D or 2-D), bit for bit."""
-    fields = sums.shape[0]
-    if sums.ndim == 2:
-        n = sums.shape[1]
-        cells = (n + factor - 1) // factor
-        out = np.empty((fields, cells))
-        values = np.zeros(factor)
-        for k in range(fields):
-            for i in range(cells):
-                start, stop = i * factor, min(i * factor + factor, n)
-                for p in range(start, stop):
-                    values[p - start] = sums[k, p]
-                for p in range(stop - start, factor):
-                    values[p] = 0.0
-                out[k, i] = 0.0 + _pairwise(values, factor)
-        return out
-    rows, cols = sums.shape[1], sums.shape[-1]
-    row_cells, col_cells = (rows + factor - 1) // factor, (cols + factor - 1) // factor
-    out = np.empty((fields, row_cells, col_cells))
-    down = np.zeros(cols)       # the sums down each column of a row of cells
-    values = np.zeros(factor)
-    for k in range(fields):
-        for i in range(row_cells):
-            r0, r1 = i * factor, min(i * factor + factor, rows)
-            if cols == 1:
-                for r in range(r0, r1):
-                    values[r - r0] = sums[k, r, 0]
-                for r in range(r1 - r0, factor):
-                    values[r] = 0.0
-                down[0] = 0.0 + _pairwise(values, factor)
-            else:  # the padding rows add 0.0 to sums that start at 0.0: nothing to add
-                for c in range(cols):
-                    down[c] = 0.0
-                for r in range(r0, r1):
-                    for c in range(cols):
-                        down[c] += sums[k, r, c]
-            for j in range(col_cells):
-                c0, c1 = j * factor, min(j * factor + factor, cols)
-                for c in range(c0, c1):
-                    values[c - c0] = down[c]
-                for c in range(c1 - c0, factor):
-                    values[c] = 0.0
-                out[k, i, j] = 0.0 + _pairwise(values, factor)
-    return out
-
-
-def _first_cells(diverged, escape, log10_loss, factor: int) -> np.ndarray:
-    """``_cell_sums(_point_sums(diverged, escape, log10_loss), factor)``, with the kernel where it applies."""
-    diverged, escape, log10_loss = np.asarray(diverged), np.asarray(escape), np.asarray(log10_loss)
-    if (diverged.dtype == np.bool_ and escape.dtype.kind in "iu" and escape.dtype.itemsize <= 4
-            and log10_loss.dtype in (np.float32, np.float64) and 1 <= diverged.ndim <= 2
-            and diverged.shape == escape.shape == log10_loss.shape and diverged.size and factor <= _PAIRWISE_BLOCK):
-        return _points_to_cells(diverged, escape, log10_loss, factor, LOSS_FLOOR)
-    return _cell_sums(_point_sums(diverged, escape, log10_loss), factor)
-
-
-def _coarser_cells(sums: np.ndarray, factor: int) -> np.ndarray:
-    """``_cell_sums(sums, factor)``, with the kernel where it applies."""
-    if sums.dtype == np.float64 and 2 <= sums.ndim <= 3 and sums.size and factor <= _PAIRWISE_BLOCK:
-        return _cells_to_cells(sums, factor)
-    return _cell_sums(sums, factor)
-
-
-def _means(sums: np.ndarray) -> dict[str, np.ndarray]:
-    points, diverged, escape, converged, loss = sums
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "fraction_diverged": (diverged / points).astype(np.float32),
-            "escape_step": np.where(diverged > 0, escape / diverged, np.nan).astype(np.float32),
-            "log10_final_loss": np.where(converged > 0, loss / converged, np.nan).astype(np.float32),
-        }
-
-
 def _point_arrays(group) -> tuple:
     """diverged, escape_step and the stored log10 |final_loss| (compact stores) or float64 losses (older ones)."""
     loss = group["final_loss_log10"] if "final_loss_log10" in group else group["final_loss"]
@@ -331,7 +104,7 @@ def _write_levels(arrays: dict, start: tuple, levels: dict) -> None:
     """Write the means of each level's sums (``levels``: factor -> sums) from ``start`` (in points)."""
     for factor, sums in levels.items():
         region = tuple(slice(s // factor, s // factor + n) for s, n in zip(start, sums.shape[1:]))
-        for name, values in _means(sums).items():
+        for name, values in means(sums).items():
             arrays[factor][name][region] = values
 
 
@@ -345,7 +118,7 @@ def _build_block(points, start, side, first, written, returned, arrays):
     before, two by two along each axis, as the coarser levels are.
     """
     region = tuple(slice(s, min(s + side, n)) for s, n in zip(start, points[0].shape))
-    sums, factor = _first_cells(*_read_points(points, region), first), first
+    sums, factor = first_cells(*_read_points(points, region), first), first
     levels, result = {}, None
     top = max([*written, returned or 0])
     while True:
@@ -355,7 +128,7 @@ def _build_block(points, start, side, first, written, returned, arrays):
             result = sums
         if factor >= top:
             break
-        sums, factor = _coarser_cells(sums, 2), factor * 2
+        sums, factor = coarser_cells(sums, 2), factor * 2
     _write_levels(arrays, start, levels)
     return result
 
@@ -456,7 +229,7 @@ def write_overviews(where, *, notes: list | None = None) -> list[int]:
         while factor <= factors[-1]:
             if factor in factors and factor not in written:
                 _write_levels(arrays, (0,) * len(shape), {factor: sums})
-            sums, factor = _coarser_cells(sums, 2), factor * 2
+            sums, factor = coarser_cells(sums, 2), factor * 2
     scales = {dim: root[dim].attrs.get("scale", "linear") for dim in dims}
     ends = {dim: (float(root[dim][0]), float(root[dim][-1])) for dim in dims}
     for factor in factors:

@@ -219,18 +219,17 @@ SHAPES = [(1,), (31,), (32,), (33,), (1000,), (4097,), (1, 1), (1, 7), (7, 1), (
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_the_kernels_add_in_numpys_order_bit_for_bit(shape, factor):
     """The numba kernels against the NumPy reductions they replace (_point_sums, _cell_sums), bit for bit."""
-    from fractalscape.overviews import (_cell_sums, _cells_to_cells, _coarser_cells, _first_cells, _point_sums,
-                                        _points_to_cells)
+    from fractalscape.cells import _cell_sums, _cells_to_cells, _point_sums, _points_to_cells, coarser_cells, first_cells
 
     rng = np.random.default_rng([factor, *shape])
     for _ in range(4):
         diverged, escape, loss = _random_points(rng, shape)
         expected = _cell_sums(_point_sums(diverged, escape, loss), factor)
         _same_bits(_points_to_cells(diverged, escape, loss, factor, LOSS_FLOOR), expected)
-        _same_bits(_first_cells(diverged, escape, loss, factor), expected)
+        _same_bits(first_cells(diverged, escape, loss, factor), expected)
         for f in (2, factor):
             _same_bits(_cells_to_cells(expected, f), _cell_sums(expected, f))
-            _same_bits(_coarser_cells(expected, f), _cell_sums(expected, f))
+            _same_bits(coarser_cells(expected, f), _cell_sums(expected, f))
         # sums of any floats, -0.0, NaN and +-inf among them, of the magnitudes where the order of additions shows
         sums = rng.standard_normal((5, *shape)) * 10.0 ** rng.integers(-8, 17, (5, *shape))
         kind = rng.integers(0, 20, sums.shape)
