@@ -243,10 +243,13 @@ def _build(program: Program, optimizer: Optimizer, n_slots: int, decay: bool, de
                 if lanewise:
                     # One loop over lanes, branch-free down to the numba IR (integer masks,
                     # no `if`/`or`/ternaries): a branch in it stops LLVM from vectorizing.
-                    gradient(buf, data, k, threshold)
+                    # The need flag stays in a register (a row would cost a store a step).
+                    need_k = gradient(buf, data, k, threshold)
                     update_lane(real, step, k)
+                else:
+                    need_k = need[k]
                 t = step[k]
-                check = need[k] | np.int64(t == last[k])
+                check = need_k | np.int64(t == last[k])
                 if has_score:
                     # convergence_measure's normalised loss: NaN unless finite, clipped at CLIP.
                     value = loss(buf, data, k)

@@ -21,8 +21,9 @@ trains pointwise over a grid. It says, in plain Python:
       gradient(buf, data, step, threshold)
                                        # every lane: the gradient rows, and the NEED row:
                                        #   nonzero where the loss may be above threshold
-                                       # (``lanewise`` programs: gradient(buf, data, k, threshold),
-                                       #  lane k only, which the driver fuses with its update)
+                                       # (``lanewise`` programs: gradient(buf, data, k, threshold)
+                                       #  -> need, lane k only, which the driver fuses with its
+                                       #  update; it returns the flag instead of writing the row)
       loss(buf, data, k) -> float      # lane k's loss before its last update
 
   ``buf`` is the int64 lane buffer (views of its rows: ``fractalscape.gd.rows``
@@ -67,7 +68,8 @@ class Layout:
     Row ``r`` of lane ``k`` is element ``r * lanes + k`` of the lane buffer
     (``size`` rows in all). ``theta`` is the row of the model's first slot (slots in
     :meth:`Model.slots` order); ``scratch`` the first of the program's
-    ``n_scratch`` private rows; ``need`` the row ``gradient`` flags.
+    ``n_scratch`` private rows; ``need`` the row ``gradient`` flags (programs
+    that are not ``lanewise``).
     """
 
     lanes: int
@@ -88,7 +90,7 @@ class Program(NamedTuple):
     lr_group: tuple[int, ...]  # per parameter: the index of its learning rate in Model.lr_slots()
     n_scratch: int
     has_score: bool
-    lanewise: bool  # gradient(buf, data, k, threshold) of one lane, fused with its update (else all lanes)
+    lanewise: bool  # gradient(buf, data, k, threshold) -> need of one lane, fused with its update (else all lanes)
     build: Callable[[Layout], tuple[Callable, Callable, Callable]]
     #: Plain values that identify the compiled code in any process (the kernel is then
     #: kept on disk, see :mod:`fractalscape.kernelcache`); None: compiled in every process.

@@ -290,7 +290,7 @@ def _program(family: Family, trig: Trig, dim: int, n_theta: int) -> Program:
     def build(layout: Layout):
         loss, grad, prepare, bound, level = functions
         L, X, G, PREV, BELOW = layout.lanes, layout.params, layout.grads, layout.scratch, layout.scratch + dim
-        X0, THETA, NEED = layout.theta + dim, layout.theta + 2 * dim, layout.need
+        X0, THETA = layout.theta + dim, layout.theta + 2 * dim
 
         @njit(nogil=True, inline="always")
         def init(buf, data, k, threshold):
@@ -310,11 +310,11 @@ def _program(family: Family, trig: Trig, dim: int, n_theta: int) -> Program:
             prev = rows(buf, PREV, dim, L, np.float64)
             theta = rows(buf, THETA, n_theta, L, np.float64)
             below = rows(buf, BELOW, 1, L, np.float64)[0]
-            need = rows(buf, NEED, 1, L, np.int64)[0]
-            need[j] = np.int64(not bound(x, theta, j) <= below[j])
+            need = np.int64(not bound(x, theta, j) <= below[j])
             grad(x, theta, j, g)
             for i in range(dim):
                 prev[i, j] = x[i, j]
+            return need
 
         @njit(nogil=True, inline="always")
         def lane_loss(buf, data, k):
