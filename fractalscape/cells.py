@@ -31,6 +31,7 @@ from numba import njit
 #: log10 of a loss of 0 (or below 1e-300), as :func:`fractalscape.render.aggregate` floors it.
 LOSS_FLOOR = -300.0
 
+
 def _cell_sums(sums: np.ndarray, factor: int) -> np.ndarray:
     """Sum ``sums`` (fields x points or cells) over cells of ``factor`` along each axis, axis by axis.
 
@@ -248,6 +249,7 @@ def coarser_cells(sums: np.ndarray, factor: int) -> np.ndarray:
 
 
 def means(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """A level's float32 values from its cells' sums: diverged fraction, mean escape step, mean log10 loss (NaN: none)."""
     points, diverged, escape, converged, loss = sums
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
